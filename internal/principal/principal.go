@@ -40,6 +40,18 @@ type Info struct {
 	TLSVersion    string // e.g. "TLS1_3"
 	UserAgent     string
 	Principal     *Principal // nil until authenticated
+	// AuthError is why a presented bearer token was rejected ("" if none was
+	// presented or it verified). Public-safe text, never the token.
+	AuthError string
+
+	// Set by the handler that serves the request, for the audit record.
+	OperationName     string // e.g. SecretGet, VaultPut
+	OperationVersion  string // the api-version
+	ResourceID        string // ARM id of the vault or resource
+	ObjectID          string // e.g. https://v.vault.localhost:8443/secrets/n/ver
+	IsAccessPolicy    bool   // the access-policy model decided
+	IsRBACAuthorized  bool   // RBAC decided and allowed
+	ResultDescription string // public reason for a refusal or failure
 }
 
 type ctxKey struct{}
