@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every keyhaven test: static checks, the unit and end-to-end tests of the
+# main module (SQLite and, when reachable, PostgreSQL), the Go compatibility
+# suite with the unmodified Azure SDK, and the JavaScript SDK suite.
+# Anything a suite needs is installed here, or the suite is skipped with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+step() { printf '\n==> %s\n' "$*"; }
+
+# PostgreSQL: use the given DSN, else the local server if it answers.
+if [ -z "${KEYHAVEN_TEST_POSTGRES_DSN:-}" ]; then
+  if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    export KEYHAVEN_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+  else
+    echo "NOTE: PostgreSQL not reachable on 127.0.0.1:5432 and KEYHAVEN_TEST_POSTGRES_DSN unset: PostgreSQL tests will be skipped."
+  fi
+fi
+[ -n "${KEYHAVEN_TEST_POSTGRES_DSN:-}" ] && echo "PostgreSQL tests use KEYHAVEN_TEST_POSTGRES_DSN"
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+(cd compat && go vet ./...)
+
+step "staticcheck"
+sc=$(command -v staticcheck || true)
+[ -z "$sc" ] && [ -x "$(go env GOPATH)/bin/staticcheck" ] && sc="$(go env GOPATH)/bin/staticcheck"
+if [ -z "$sc" ]; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 && sc="$(go env GOPATH)/bin/staticcheck"
+fi
+"$sc" ./...
+(cd compat && "$sc" ./...)
+
+step "build"
+mkdir -p bin
+go build -o bin/keyhaven ./cmd/keyhaven
+export KEYHAVEN_BIN="$root/bin/keyhaven"
+
+step "unit and end-to-end tests (main module)"
+go test -count=1 -timeout 15m ./...
+
+step "compatibility: unmodified Azure SDK for Go (compat/)"
+(cd compat && go test -count=1 -timeout 10m ./...)
+
+step "compatibility: unmodified Azure SDK for JavaScript (compat/js)"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  if [ -f compat/js/package.json ]; then
+    (cd compat/js && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && node --test)
+  fi
+else
+  echo "SKIP: node/npm not installed: the JavaScript SDK suite did not run."
+fi
+
+step "all tests passed"
