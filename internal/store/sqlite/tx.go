@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyhaven/keyhaven/internal/store"
+)
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// errTxDone: a Reader or Tx was used after its View or Update returned.
+var errTxDone = errors.New("sqlite: transaction already finished")
+
+// blob converts a key to a non-nil []byte: the driver binds a nil slice as
+// NULL and a string as TEXT, and only BLOBs compare byte-wise.
+func blob(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return []byte(s)
+}
+
+func get(ctx context.Context, q querier, key string) (store.Record, error) {
+	if err := store.CheckKey(key); err != nil {
+		return store.Record{}, err
+	}
+	rec := store.Record{Key: key}
+	err := q.QueryRowContext(ctx, `SELECT value, version FROM kv WHERE key = ?`, blob(key)).Scan(&rec.Value, &rec.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Record{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: get: %w", err)
+	}
+	if rec.Value == nil {
+		rec.Value = []byte{}
+	}
+	return rec, nil
+}
+
+func list(ctx context.Context, q querier, prefix string, opts store.ListOptions) ([]store.Record, error) {
+	if err := store.CheckList(prefix, opts); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	args := []any{blob(prefix)}
+	b.WriteString(`SELECT key, value, version FROM kv WHERE key >= ?`)
+	if end, ok := store.PrefixEnd(prefix); ok {
+		b.WriteString(` AND key < ?`)
+		args = append(args, blob(end))
+	}
+	if opts.After != "" {
+		if opts.Reverse {
+			b.WriteString(` AND key < ?`)
+		} else {
+			b.WriteString(` AND key > ?`)
+		}
+		args = append(args, blob(opts.After))
+	}
+	if opts.Reverse {
+		b.WriteString(` ORDER BY key DESC`)
+	} else {
+		b.WriteString(` ORDER BY key`)
+	}
+	if opts.Limit > 0 {
+		b.WriteString(` LIMIT ?`)
+		args = append(args, opts.Limit)
+	}
+	rows, err := q.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		var k []byte
+		var rec store.Record
+		if err := rows.Scan(&k, &rec.Value, &rec.Version); err != nil {
+			return nil, fmt.Errorf("sqlite: list: %w", err)
+		}
+		rec.Key = string(k)
+		if rec.Value == nil {
+			rec.Value = []byte{}
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	return out, nil
+}
+
+// reader is the store.Reader handed to View (and embedded in writer).
+type reader struct {
+	q    querier
+	done bool
+}
+
+func (r *reader) Get(ctx context.Context, key string) (store.Record, error) {
+	if r.done {
+		return store.Record{}, errTxDone
+	}
+	return get(ctx, r.q, key)
+}
+
+func (r *reader) List(ctx context.Context, prefix string, opts store.ListOptions) ([]store.Record, error) {
+	if r.done {
+		return nil, errTxDone
+	}
+	return list(ctx, r.q, prefix, opts)
+}
+
+// writer is the store.Tx handed to Update.
+type writer struct {
+	reader
+	now func() time.Time
+	rev int64 // this transaction's revision, 0 until the first Put
+}
+
+// revision allocates the transaction's revision on first use. The writer
+// holds SQLite's write lock, so read-increment cannot race.
+func (w *writer) revision(ctx context.Context) (int64, error) {
+	if w.rev != 0 {
+		return w.rev, nil
+	}
+	var rev int64
+	err := w.q.QueryRowContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`).Scan(&rev)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: allocate revision: %w", err)
+	}
+	w.rev = rev
+	return rev, nil
+}
+
+func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion int64) (int64, error) {
+	if w.done {
+		return 0, errTxDone
+	}
+	if err := store.CheckKey(key); err != nil {
+		return 0, err
+	}
+	if err := store.CheckValue(value); err != nil {
+		return 0, err
+	}
+	if err := store.CheckPrecondition(ifVersion); err != nil {
+		return 0, err
+	}
+	rev, err := w.revision(ctx)
+	if err != nil {
+		return 0, err
+	}
+	val := value
+	if val == nil {
+		val = []byte{} // NOT NULL column; nil means empty here
+	}
+	now := w.now().UnixMilli()
+	var res sql.Result
+	switch {
+	case ifVersion == store.Any:
+		res, err = w.q.ExecContext(ctx, `INSERT INTO kv (key, value, version, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at`,
+			blob(key), val, rev, now)
+	case ifVersion == store.Absent:
+		res, err = w.q.ExecContext(ctx, `INSERT INTO kv (key, value, version, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key) DO NOTHING`, blob(key), val, rev, now)
+	default:
+		res, err = w.q.ExecContext(ctx, `UPDATE kv SET value = ?, version = ?, updated_at = ? WHERE key = ? AND version = ?`,
+			val, rev, now, blob(key), ifVersion)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put: %w", err)
+	}
+	if n == 0 {
+		return 0, store.ErrConflict
+	}
+	return rev, nil
+}
+
+func (w *writer) Delete(ctx context.Context, key string, ifVersion int64) error {
+	if w.done {
+		return errTxDone
+	}
+	if err := store.CheckKey(key); err != nil {
+		return err
+	}
+	if err := store.CheckPrecondition(ifVersion); err != nil {
+		return err
+	}
+	var res sql.Result
+	var err error
+	switch {
+	case ifVersion == store.Absent:
+		// "Delete it, provided it does not exist" can never hold.
+		return store.ErrConflict
+	case ifVersion == store.Any:
+		_, err = w.q.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, blob(key))
+		if err != nil {
+			return fmt.Errorf("sqlite: delete: %w", err)
+		}
+		return nil
+	default:
+		res, err = w.q.ExecContext(ctx, `DELETE FROM kv WHERE key = ? AND version = ?`, blob(key), ifVersion)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: delete: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: delete: %w", err)
+	}
+	if n == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
