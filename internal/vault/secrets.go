@@ -1,0 +1,500 @@
+package vault
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/store"
+)
+
+// maxTxAttempts bounds retries of a write that lost a precondition race.
+const maxTxAttempts = 8
+
+// retentionDays is the vault's soft-delete retention (Azure's default 90).
+func retentionDays(v *VaultInfo) int {
+	if v.SoftDeleteRetentionInDays <= 0 {
+		return 90
+	}
+	return v.SoftDeleteRetentionInDays
+}
+
+// recoveryLevel is the deletion recovery level Key Vault reports for the
+// vault's soft-delete settings.
+func recoveryLevel(v *VaultInfo) string {
+	level := "Recoverable"
+	if retentionDays(v) < 90 {
+		level = "CustomizedRecoverable"
+	}
+	if !v.EnablePurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
+}
+
+// wire renders a version's metadata; the value is added by the caller.
+func (rq *request) wire(m *meta, withVersion bool) secretWire {
+	id := rq.base + "/secrets/" + m.Name
+	if withVersion {
+		id += "/" + m.Version
+	}
+	enabled, created, updated := m.Enabled, m.Created, m.Updated
+	w := secretWire{
+		ID: id, ContentType: m.ContentType, Tags: m.Tags, Kid: m.Kid,
+		Attributes: attributesWire{
+			Enabled: &enabled, NotBefore: m.NotBefore, Expires: m.Expires,
+			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
+		},
+	}
+	if hasRecoverableDays(rq.api) {
+		d := retentionDays(rq.vault)
+		w.Attributes.RecoverableDays = &d
+	}
+	if m.Managed {
+		t := true
+		w.Managed = &t
+	}
+	return w
+}
+
+func (rq *request) deletedWire(d *deletedRec, withVersion bool) secretWire {
+	w := rq.wire(&d.Meta, withVersion)
+	w.RecoveryID = rq.base + "/deletedsecrets/" + d.Meta.Name
+	dd, pa := d.DeletedDate, d.PurgeAt
+	w.DeletedDate, w.ScheduledPurgeDate = &dd, &pa
+	return w
+}
+
+func applyUpdate(m *meta, req *setRequest) {
+	if req.ContentType != nil {
+		m.ContentType = *req.ContentType
+	}
+	if req.Enabled != nil {
+		m.Enabled = *req.Enabled
+	}
+	if req.NotBeforeSet {
+		m.NotBefore = req.NotBefore
+	}
+	if req.ExpiresSet {
+		m.Expires = req.Expires
+	}
+	if req.TagsSet {
+		m.Tags = req.Tags
+	}
+}
+
+// retryConflicts runs a write again when it lost a precondition race with a
+// concurrent writer of the same records.
+func retryConflicts(fn func() error) error {
+	var err error
+	for range maxTxAttempts {
+		if err = fn(); !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Service) setSecret(rq *request) (int, any, error) {
+	body, e := readBody(rq, maxSetBodyBytes)
+	if e != nil {
+		return 0, nil, e
+	}
+	req, e := parseSecretBody(body, true)
+	if e != nil {
+		return 0, nil, e
+	}
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	now := s.clk.Now().Unix()
+	var m meta
+	var sealed []byte
+	err := retryConflicts(func() error {
+		version, err := s.newVersion()
+		if err != nil {
+			return err
+		}
+		m = meta{Name: name, Version: version, Enabled: true, Created: now, Updated: now}
+		applyUpdate(&m, req)
+		// Sealing happens outside the transaction: Update may run its
+		// function more than once.
+		sealed, err = s.sealer.Seal(ctx, iid, []byte(*req.Value), sealAAD(iid, lname, version))
+		if err != nil {
+			return err
+		}
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			deleted, err := exists(ctx, tx, deletedKey(iid, lname))
+			if err != nil {
+				return err
+			}
+			if deleted {
+				return errDeletedConflict(name)
+			}
+			headVer := store.Absent
+			if rec, err := tx.Get(ctx, headKey(iid, lname)); err == nil {
+				headVer = rec.Version
+			} else if !notFound(err) {
+				return err
+			}
+			if err := putJSON(ctx, tx, versionKey(iid, lname, version), versionRec{meta: m, Sealed: sealed}, store.Absent); err != nil {
+				return err
+			}
+			return putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, headVer)
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.wire(&m, true)
+	out.Value = req.Value
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+// loadVersion reads the head and the requested (or latest) version.
+func (s *Service) loadVersion(rq *request) (*versionRec, error) {
+	ctx := rq.r.Context()
+	iid, name, version := rq.vault.InternalID, rq.route.Name, rq.route.Version
+	lname := strings.ToLower(name)
+	var vr *versionRec
+	err := s.st.View(ctx, func(r store.Reader) error {
+		h, _, err := getJSON[headRec](ctx, r, headKey(iid, lname))
+		if notFound(err) {
+			if version != "" {
+				return errSecretNotFound(name + "/" + version)
+			}
+			return errSecretNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if version == "" {
+			version = h.Meta.Version
+		}
+		vr, _, err = getJSON[versionRec](ctx, r, versionKey(iid, lname, version))
+		if notFound(err) {
+			return errSecretNotFound(name + "/" + version)
+		}
+		return err
+	})
+	return vr, err
+}
+
+func (s *Service) getSecret(rq *request) (int, any, error) {
+	vr, err := s.loadVersion(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := s.clk.Now().Unix()
+	switch {
+	case !vr.Enabled:
+		return 0, nil, errDisabled()
+	case vr.NotBefore != nil && now < *vr.NotBefore:
+		return 0, nil, errNotYetValid()
+	case vr.Expires != nil && now >= *vr.Expires:
+		return 0, nil, errExpired()
+	}
+	iid := rq.vault.InternalID
+	plain, err := s.sealer.Open(rq.r.Context(), iid, vr.Sealed, sealAAD(iid, strings.ToLower(vr.Name), vr.Version))
+	if err != nil {
+		return 0, nil, azerr.Internal(err)
+	}
+	out := rq.wire(&vr.meta, true)
+	v := string(plain)
+	out.Value = &v
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) updateSecret(rq *request) (int, any, error) {
+	body, e := readBody(rq, maxSetBodyBytes)
+	if e != nil {
+		return 0, nil, e
+	}
+	req, e := parseSecretBody(body, false)
+	if e != nil {
+		return 0, nil, e
+	}
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	now := s.clk.Now().Unix()
+	var m meta
+	err := retryConflicts(func() error {
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			h, hv, err := getJSON[headRec](ctx, tx, headKey(iid, lname))
+			if notFound(err) {
+				return errSecretNotFound(name)
+			}
+			if err != nil {
+				return err
+			}
+			version := rq.route.Version
+			if version == "" {
+				version = h.Meta.Version
+			}
+			vr, vv, err := getJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
+			if notFound(err) {
+				return errSecretNotFound(name + "/" + version)
+			}
+			if err != nil {
+				return err
+			}
+			applyUpdate(&vr.meta, req)
+			vr.Updated = now
+			m = vr.meta
+			if err := putJSON(ctx, tx, versionKey(iid, lname, version), vr, vv); err != nil {
+				return err
+			}
+			if version == h.Meta.Version {
+				return putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, hv)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.wire(&m, true)
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) deleteSecret(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	now := s.clk.Now().Unix()
+	var d deletedRec
+	err := retryConflicts(func() error {
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			h, hv, err := getJSON[headRec](ctx, tx, headKey(iid, lname))
+			if notFound(err) {
+				return errSecretNotFound(name)
+			}
+			if err != nil {
+				return err
+			}
+			d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
+			if err := putJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
+				return err
+			}
+			if err := tx.Delete(ctx, headKey(iid, lname), hv); err != nil {
+				return err
+			}
+			_, err = tx.Put(ctx, purgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
+			return err
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.deletedWire(&d, true)
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) getDeleted(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	d, _, err := getJSON[deletedRec](ctx, s.st, deletedKey(rq.vault.InternalID, strings.ToLower(rq.route.Name)))
+	if notFound(err) {
+		return 0, nil, errDeletedNotFound(rq.route.Name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.deletedWire(d, true)
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) recoverDeleted(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	var m meta
+	err := retryConflicts(func() error {
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			d, dv, err := getJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+			if notFound(err) {
+				return errDeletedNotFound(name)
+			}
+			if err != nil {
+				return err
+			}
+			m = d.Meta
+			if err := putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
+				return err
+			}
+			if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
+				return err
+			}
+			return tx.Delete(ctx, purgeIndexKey(d.PurgeAt, iid, lname), store.Any)
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.wire(&m, true)
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) purgeDeleted(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	err := retryConflicts(func() error {
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			d, dv, err := getJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+			if notFound(err) {
+				return errDeletedNotFound(name)
+			}
+			if err != nil {
+				return err
+			}
+			if rq.vault.EnablePurgeProtection {
+				return errPurgeProtected(rq.vault)
+			}
+			return purgeTx(ctx, tx, iid, lname, d, dv)
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// paging reads maxresults and $skiptoken. The token is the base64url of the
+// last key component returned, so a page resumes with one ordered List.
+func paging(rq *request, valid func(string) bool) (limit int, explicit bool, after string, e *azerr.Error) {
+	q := rq.r.URL.Query()
+	limit = MaxResultsLimit
+	if v := q.Get("maxresults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxResultsLimit {
+			return 0, false, "", azerr.BadParameter("The value of parameter 'maxresults' must be an integer between 1 and %d.", MaxResultsLimit)
+		}
+		limit, explicit = n, true
+	}
+	if tok := q.Get("$skiptoken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(clip(tok, 256))
+		if err != nil || !valid(string(b)) {
+			return 0, false, "", azerr.BadParameter("The value of parameter '$skiptoken' is invalid.")
+		}
+		after = string(b)
+	}
+	return limit, explicit, after, nil
+}
+
+// nextLink is the absolute link to the page after last.
+func (rq *request) nextLink(path, last string, limit int, explicit bool) *string {
+	q := "api-version=" + url.QueryEscape(rq.api) + "&$skiptoken=" + base64.RawURLEncoding.EncodeToString([]byte(last))
+	if explicit {
+		q += "&maxresults=" + strconv.Itoa(limit)
+	}
+	link := rq.base + path + "?" + q
+	return &link
+}
+
+func lowerName(s string) bool { return validName(s) && strings.ToLower(s) == s }
+func lowerVersion(s string) bool {
+	return versionRE.MatchString(s) && strings.ToLower(s) == s
+}
+
+// listPage lists one page of records under prefix, resuming after the key
+// prefix+after.
+func (s *Service) listPage(rq *request, prefix string, valid func(string) bool) ([]store.Record, string, int, bool, error) {
+	limit, explicit, after, e := paging(rq, valid)
+	if e != nil {
+		return nil, "", 0, false, e
+	}
+	opts := store.ListOptions{Limit: limit + 1}
+	if after != "" {
+		opts.After = prefix + after
+	}
+	recs, err := s.st.List(rq.r.Context(), prefix, opts)
+	if err != nil {
+		return nil, "", 0, false, err
+	}
+	more := ""
+	if len(recs) > limit {
+		recs = recs[:limit]
+		more = strings.TrimPrefix(recs[len(recs)-1].Key, prefix)
+	}
+	return recs, more, limit, explicit, nil
+}
+
+func (s *Service) listSecrets(rq *request) (int, any, error) {
+	prefix := headPrefix(rq.vault.InternalID)
+	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := listWire{Value: make([]secretWire, 0, len(recs))}
+	for _, r := range recs {
+		h, err := decode[headRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Value = append(out.Value, rq.wire(&h.Meta, false))
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/secrets", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) listVersions(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name := rq.vault.InternalID, rq.route.Name
+	lname := strings.ToLower(name)
+	ok, err := exists(ctx, s.st, headKey(iid, lname))
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, errSecretNotFound(name)
+	}
+	recs, more, limit, explicit, err := s.listPage(rq, versionsPrefix(iid, lname), lowerVersion)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := listWire{Value: make([]secretWire, 0, len(recs))}
+	for _, r := range recs {
+		vr, err := decode[versionRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Value = append(out.Value, rq.wire(&vr.meta, true))
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/secrets/"+name+"/versions", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) listDeleted(rq *request) (int, any, error) {
+	prefix := deletedPrefix(rq.vault.InternalID)
+	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := listWire{Value: make([]secretWire, 0, len(recs))}
+	for _, r := range recs {
+		d, err := decode[deletedRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Value = append(out.Value, rq.deletedWire(d, false))
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/deletedsecrets", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}

@@ -1,0 +1,127 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/keyhaven/keyhaven/internal/store"
+)
+
+// Key layout; see doc.go.
+const purgeIndexPrefix = "vault/~purge/"
+
+func vaultPrefix(iid string) string       { return "vault/" + iid + "/" }
+func headPrefix(iid string) string        { return vaultPrefix(iid) + "secrets/h/" }
+func deletedPrefix(iid string) string     { return vaultPrefix(iid) + "secrets/d/" }
+func headKey(iid, lname string) string    { return headPrefix(iid) + lname }
+func deletedKey(iid, lname string) string { return deletedPrefix(iid) + lname }
+func versionsPrefix(iid, lname string) string {
+	return vaultPrefix(iid) + "secrets/v/" + lname + "/"
+}
+func versionKey(iid, lname, version string) string { return versionsPrefix(iid, lname) + version }
+
+func purgeIndexKey(at int64, iid, lname string) string {
+	return fmt.Sprintf("%s%020d/%s/%s", purgeIndexPrefix, at, iid, lname)
+}
+
+// parsePurgeIndexKey splits an index key into its parts.
+func parsePurgeIndexKey(key string) (at int64, iid, lname string, ok bool) {
+	rest, found := strings.CutPrefix(key, purgeIndexPrefix)
+	if !found {
+		return 0, "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 {
+		return 0, "", "", false
+	}
+	at, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return 0, "", "", false
+	}
+	return at, parts[1], parts[2], true
+}
+
+// sealAAD binds a sealed value to its slot: vault, secret and version. The
+// content type and attributes are not part of it: they may change without
+// resealing.
+func sealAAD(iid, lname, version string) []byte {
+	return []byte("keyhaven/vault/secret/v1\x00" + iid + "\x00" + lname + "\x00" + version)
+}
+
+func getJSON[T any](ctx context.Context, r store.Reader, key string) (*T, int64, error) {
+	rec, err := r.Get(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	var v T
+	if err := json.Unmarshal(rec.Value, &v); err != nil {
+		return nil, 0, fmt.Errorf("vault: corrupt record %s: %w", key, err)
+	}
+	return &v, rec.Version, nil
+}
+
+func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Put(ctx, key, b, ifVersion)
+	return err
+}
+
+func notFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// exists reports whether key exists.
+func exists(ctx context.Context, r store.Reader, key string) (bool, error) {
+	_, err := r.Get(ctx, key)
+	if err == nil {
+		return true, nil
+	}
+	if notFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// deleteAll removes every record under prefix within tx.
+func deleteAll(ctx context.Context, tx store.Tx, prefix string) error {
+	const batch = 500
+	for {
+		recs, err := tx.List(ctx, prefix, store.ListOptions{Limit: batch})
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := tx.Delete(ctx, r.Key, store.Any); err != nil {
+				return err
+			}
+		}
+		if len(recs) < batch {
+			return nil
+		}
+	}
+}
+
+func decode[T any](r store.Record) (*T, error) {
+	var v T
+	if err := json.Unmarshal(r.Value, &v); err != nil {
+		return nil, fmt.Errorf("vault: corrupt record %s: %w", r.Key, err)
+	}
+	return &v, nil
+}
+
+// purgeTx removes a deleted secret for good: every version, the deleted
+// record and its purge index entry.
+func purgeTx(ctx context.Context, tx store.Tx, iid, lname string, d *deletedRec, dv int64) error {
+	if err := deleteAll(ctx, tx, versionsPrefix(iid, lname)); err != nil {
+		return err
+	}
+	if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
+		return err
+	}
+	return tx.Delete(ctx, purgeIndexKey(d.PurgeAt, iid, lname), store.Any)
+}
