@@ -25,18 +25,22 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
-func TestPersistence(t *testing.T) {
-	storetest.RunPersistence(t, func(t *testing.T) func() store.Store {
-		path := filepath.Join(t.TempDir(), "keyhaven.db")
-		return func() store.Store {
-			s, err := Open(context.Background(), path)
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			return s
+// fresh makes a new database file and returns an opener for it.
+func fresh(t *testing.T) func() store.Store {
+	path := filepath.Join(t.TempDir(), "keyhaven.db")
+	return func() store.Store {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("open: %v", err)
 		}
-	})
+		return s
+	}
 }
+
+func TestPersistence(t *testing.T) { storetest.RunPersistence(t, fresh) }
+
+// TestShared: two Stores on one file stand in for two processes.
+func TestShared(t *testing.T) { storetest.RunShared(t, fresh) }
 
 func TestOpen(t *testing.T) {
 	ctx := context.Background()

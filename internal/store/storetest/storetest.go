@@ -927,3 +927,162 @@ func testTxAfterReturn(t *testing.T, s store.Store) {
 		t.Fatalf("Get on a finished view = %v, want a usage error", err)
 	}
 }
+
+// RunShared checks that several Store instances opened on the same storage
+// (replicas sharing a database, processes sharing a file) agree: writes of
+// one are visible to the others, versions stay unique, and preconditions
+// hold under contention across instances. fresh is as for RunPersistence.
+func RunShared(t *testing.T, fresh func(t *testing.T) (open func() store.Store)) {
+	t.Helper()
+	setup := func(t *testing.T) []store.Store {
+		open := fresh(t)
+		ss := []store.Store{open(), open()}
+		t.Cleanup(func() {
+			for _, s := range ss {
+				s.Close()
+			}
+		})
+		return ss
+	}
+	t.Run("Visibility", func(t *testing.T) {
+		ss := setup(t)
+		v := mustPut(t, ss[0], "sh/k", []byte("from-0"))
+		if rec := mustGet(t, ss[1], "sh/k"); string(rec.Value) != "from-0" || rec.Version != v {
+			t.Fatalf("instance 1 reads {%q %d}, want {from-0 %d}", rec.Value, rec.Version, v)
+		}
+		v2 := mustPut(t, ss[1], "sh/k", []byte("from-1"))
+		if v2 <= v {
+			t.Fatalf("version from instance 1 = %d, want > %d", v2, v)
+		}
+	})
+	t.Run("CASCounter", func(t *testing.T) {
+		ss := setup(t)
+		sharedCAS(t, ss, func(s store.Store) error {
+			ctx := context.Background()
+			for {
+				rec, err := s.Get(ctx, "sh/cas")
+				n, cond := 0, store.Absent
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+				case err != nil:
+					return err
+				default:
+					if n, err = strconv.Atoi(string(rec.Value)); err != nil {
+						return err
+					}
+					cond = rec.Version
+				}
+				err = s.Update(ctx, func(tx store.Tx) error {
+					_, err := tx.Put(ctx, "sh/cas", []byte(strconv.Itoa(n+1)), cond)
+					return err
+				})
+				if errors.Is(err, store.ErrConflict) {
+					continue
+				}
+				return err
+			}
+		})
+		checkCount(t, ss[0], "sh/cas", casWorkers*casIncs)
+	})
+	t.Run("CASCounterInTx", func(t *testing.T) {
+		ss := setup(t)
+		sharedCAS(t, ss, func(s store.Store) error {
+			ctx := context.Background()
+			for {
+				err := s.Update(ctx, func(tx store.Tx) error {
+					n, cond := 0, store.Absent
+					rec, err := tx.Get(ctx, "sh/cas")
+					switch {
+					case errors.Is(err, store.ErrNotFound):
+					case err != nil:
+						return err
+					default:
+						if n, err = strconv.Atoi(string(rec.Value)); err != nil {
+							return err
+						}
+						cond = rec.Version
+					}
+					_, err = tx.Put(ctx, "sh/cas", []byte(strconv.Itoa(n+1)), cond)
+					return err
+				})
+				if errors.Is(err, store.ErrConflict) {
+					continue
+				}
+				return err
+			}
+		})
+		checkCount(t, ss[1], "sh/cas", casWorkers*casIncs)
+	})
+	t.Run("UniqueVersions", func(t *testing.T) {
+		ss := setup(t)
+		ctx := context.Background()
+		const each = 25
+		var mu sync.Mutex
+		seen := map[int64]bool{}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*len(ss))
+		for i, s := range ss {
+			for g := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for j := range each {
+						var v int64
+						err := s.Update(ctx, func(tx store.Tx) error {
+							var err error
+							v, err = tx.Put(ctx, fmt.Sprintf("sh/u/%d/%d/%d", i, g, j), []byte("x"), store.Absent)
+							return err
+						})
+						if err != nil {
+							errs <- err
+							return
+						}
+						mu.Lock()
+						if seen[v] {
+							mu.Unlock()
+							errs <- fmt.Errorf("version %d handed to two transactions", v)
+							return
+						}
+						seen[v] = true
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		recs, err := ss[0].List(ctx, "sh/u/", store.ListOptions{})
+		if err != nil || len(recs) != 2*len(ss)*each {
+			t.Fatalf("list: %d records, err %v; want %d", len(recs), err, 2*len(ss)*each)
+		}
+	})
+}
+
+// sharedCAS runs casWorkers goroutines, spread over the instances, each
+// calling inc casIncs times.
+func sharedCAS(t *testing.T, ss []store.Store, inc func(s store.Store) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, casWorkers)
+	for w := range casWorkers {
+		s := ss[w%len(ss)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range casIncs {
+				if err := inc(s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("increment: %v", err)
+	}
+}
