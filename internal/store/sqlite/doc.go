@@ -5,6 +5,8 @@
 // Writers are serialized through a single connection running BEGIN IMMEDIATE
 // transactions (which also serializes against other processes on the same
 // file); readers use a separate pool of query-only connections and see WAL
-// snapshots. The package owns its schema: numbered migrations embedded from
+// snapshots. Because there is one writer connection, fn passed to Update
+// must not call Update on the same Store (it would wait for itself until its
+// context ends). The package owns its schema: numbered migrations embedded from
 // migrations/ and applied at Open.
 package sqlite

@@ -616,6 +616,21 @@ func testViewSnapshot(t *testing.T, s store.Store) {
 	if rec := mustGet(t, s, "snap/2"); string(rec.Value) != "new2" {
 		t.Fatalf("after view: %q", rec.Value)
 	}
+	// The snapshot is taken when View starts, not at fn's first read.
+	err = s.View(ctx, func(r store.Reader) error {
+		mustPut(t, s, "snap/2", []byte("newer"))
+		rec, err := r.Get(ctx, "snap/2")
+		if err != nil || string(rec.Value) != "new2" {
+			return fmt.Errorf("view read after later commit = %q %v, want new2", rec.Value, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := mustGet(t, s, "snap/2"); string(rec.Value) != "newer" {
+		t.Fatalf("after view: %q", rec.Value)
+	}
 	// View returns fn's error as is.
 	boom := errors.New("boom")
 	if err := s.View(ctx, func(store.Reader) error { return boom }); err != boom {
