@@ -16,7 +16,7 @@ import (
 // Backup blobs.
 //
 // A blob holds every version of one secret with its attributes. It is sealed
-// under the scope "backup/{tenantId}" of the vault it came from, so it opens
+// under the seal scope "backup:{tenantId}" of the vault it came from, so it opens
 // only in the same keyhaven deployment and restores only into a vault of the
 // SAME TENANT. (Azure's rule is the same subscription and geography; a
 // tenant is keyhaven's equivalent boundary of trust, and subscriptions move
@@ -44,7 +44,9 @@ type backupMeta struct {
 	Versions []meta `json:"vs"`
 }
 
-func backupScope(tenant string) string { return "backup/" + tenant }
+// backupScope is the seal scope of a tenant's backups (seal scopes hold no
+// '/'; no vault internal id contains ':').
+func backupScope(tenant string) string { return "backup:" + tenant }
 
 func backupMetaAAD(tenant string) []byte {
 	return []byte(backupFormat + "\x00meta\x00" + tenant)
