@@ -140,3 +140,10 @@ type AuditRecord struct {
 	ErrorCode  string
 	Principal  *principal.Principal
 }
+
+// LocationOffered reports whether loc (any casing/spacing) is a region the
+// server offers.
+func (r *Request) LocationOffered(loc string) bool { return r.srv.ValidLocation(loc) }
+
+// Locations returns the regions the server offers, normalized.
+func (r *Request) Locations() []string { return r.srv.Locations() }
