@@ -270,3 +270,5 @@ func (a allowObjects) Decide(_ context.Context, req authz.Request) (authz.Decisi
 	}
 	return authz.Decision{Reason: "denied by test"}, nil
 }
+
+var storeListAll = store.ListOptions{}

@@ -113,16 +113,16 @@ func (s *Service) pepperKey(ctx context.Context) ([]byte, error) {
 		if _, err := rand.Read(fresh); err != nil {
 			return nil, err
 		}
-		sealed, err := s.sealer.Seal(ctx, "sys", fresh, aad)
-		if err != nil {
-			return nil, fmt.Errorf("identity: seal pepper: %w", err)
+		sealed, serr := s.sealer.Seal(ctx, "sys", fresh, aad)
+		if serr != nil {
+			return nil, fmt.Errorf("identity: seal pepper: %w", serr)
 		}
-		err = s.st.Update(ctx, func(tx store.Tx) error {
+		uerr := s.st.Update(ctx, func(tx store.Tx) error {
 			_, err := tx.Put(ctx, kPepper, sealed, store.Absent)
 			return err
 		})
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return nil, err
+		if uerr != nil && !errors.Is(uerr, store.ErrConflict) {
+			return nil, uerr
 		}
 		// Another replica may have won the race: always read back.
 		p, err = load()
