@@ -38,7 +38,7 @@ var testStart = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // env is a Service on a real SQLite store and envelope sealer, bootstrapped.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	st     store.Store
 	sealer seal.Sealer
@@ -47,7 +47,7 @@ type env struct {
 	boot   *BootstrapResult
 }
 
-func newStoreAndSealer(t *testing.T) (store.Store, seal.Sealer) {
+func newStoreAndSealer(t testing.TB) (store.Store, seal.Sealer) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyhaven.db"))
 	if err != nil {
@@ -65,7 +65,7 @@ func newStoreAndSealer(t *testing.T) (store.Store, seal.Sealer) {
 	return st, seal.NewEnvelope(st, root)
 }
 
-func newEnv(t *testing.T, opts ...func(*Options)) *env {
+func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	t.Helper()
 	st, sealer := newStoreAndSealer(t)
 	e := &env{t: t, ctx: context.Background(), st: st, sealer: sealer, clk: clock.NewFake(testStart)}
