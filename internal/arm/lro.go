@@ -248,3 +248,69 @@ func (s *Server) serveOperation(w http.ResponseWriter, r *http.Request, sub, kin
 // Wait blocks until every background operation started so far has
 // finished (for shutdown and tests).
 func (s *Server) Wait() { s.wg.Wait() }
+
+// FailInterrupted marks every operation still InProgress as Failed. A
+// single-node server calls it at start: work that was running when the
+// process stopped will not finish, and clients polling it must not wait
+// forever (re-issuing the request resumes the work: group deletes and purges
+// are idempotent). It returns how many operations it marked.
+func (s *Server) FailInterrupted(ctx context.Context) (int, error) {
+	return s.sweepOperations(ctx, func(op *opRecord) (drop, fail bool) {
+		return false, op.Status == StatusInProgress
+	})
+}
+
+// PruneOperations deletes finished operations that ended more than maxAge
+// ago (polls of them then answer 404). The server calls it periodically.
+func (s *Server) PruneOperations(ctx context.Context, maxAge time.Duration) (int, error) {
+	cutoff := s.clk.Now().Add(-maxAge)
+	return s.sweepOperations(ctx, func(op *opRecord) (drop, fail bool) {
+		return op.Status != StatusInProgress && op.EndTime != nil && op.EndTime.Before(cutoff), false
+	})
+}
+
+func (s *Server) sweepOperations(ctx context.Context, decide func(*opRecord) (drop, fail bool)) (int, error) {
+	n, after := 0, ""
+	for {
+		recs, err := s.st.List(ctx, opPrefix, store.ListOptions{After: after, Limit: 200})
+		if err != nil {
+			return n, err
+		}
+		for _, r := range recs {
+			var op opRecord
+			if err := json.Unmarshal(r.Value, &op); err != nil {
+				continue
+			}
+			drop, fail := decide(&op)
+			if !drop && !fail {
+				continue
+			}
+			err := s.st.Update(ctx, func(tx store.Tx) error {
+				if drop {
+					return tx.Delete(ctx, r.Key, r.Version)
+				}
+				end := s.clk.Now().UTC()
+				op.Status, op.EndTime = StatusFailed, &end
+				op.ErrStatus, op.ErrCode = http.StatusInternalServerError, "OperationInterrupted"
+				op.ErrMessage = "The operation was interrupted by a server restart. Retry the request."
+				b, err := json.Marshal(op)
+				if err != nil {
+					return err
+				}
+				_, err = tx.Put(ctx, r.Key, b, r.Version)
+				return err
+			})
+			if errors.Is(err, store.ErrConflict) {
+				continue // finished or changed meanwhile
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(recs) < 200 {
+			return n, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}

@@ -422,10 +422,8 @@ func (s *Server) serveProvider(c *call) error {
 		req.ActionName = b.Types[len(b.Types)-1]
 		if len(b.Types) > 1 {
 			typePath = strings.Join(b.Types[:len(b.Types)-1], "/")
-			req.Target, _ = id.Parent()
-		} else {
-			req.Target, _ = id.Parent()
 		}
+		req.Target, _ = id.Parent()
 		verb = "action"
 	case req.Method == http.MethodGet:
 		req.Kind = KindCollection

@@ -505,3 +505,39 @@ func TestAuditHook(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+func TestOperationSweeps(t *testing.T) {
+	e := newEnv(t, Options{})
+	w := newWidgets()
+	e.srv.Register(w)
+	e.must("PUT", rgP+rgV, map[string]any{"location": "eastus"}, 201)
+	e.must("PUT", widgP+wV, map[string]any{"location": "eastus"}, 201)
+	ctx := t.Context()
+
+	w.gate = make(chan struct{})
+	stuck := e.must("POST", widgP+"/slowop"+wV, nil, 202).Header().Get("Azure-AsyncOperation")
+	n, err := e.srv.FailInterrupted(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("FailInterrupted = %d, %v", n, err)
+	}
+	m := e.must("GET", stuck, nil, 200).json(t)
+	if m["status"] != "Failed" || m["error"].(map[string]any)["code"] != "OperationInterrupted" {
+		t.Fatalf("status %v", m)
+	}
+	close(w.gate)
+	e.srv.Wait()
+
+	w.gate = nil
+	done := e.must("POST", widgP+"/slowop"+wV, nil, 202).Header().Get("Azure-AsyncOperation")
+	waitStatus(t, e, done)
+	if n, err := e.srv.PruneOperations(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("PruneOperations too early = %d, %v", n, err)
+	}
+	e.clk.Advance(2 * time.Hour)
+	if n, err := e.srv.PruneOperations(ctx, time.Hour); err != nil || n != 2 {
+		t.Fatalf("PruneOperations = %d, %v", n, err)
+	}
+	if r := e.do("GET", done, nil); r.Code != 404 {
+		t.Fatalf("pruned operation = %d", r.Code)
+	}
+}
