@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -313,6 +314,18 @@ func newADSPDeleteCmd(a *app) *cobra.Command {
 				return err
 			}
 			_, err = a.graph(cmd.Context(), http.MethodDelete, "/servicePrincipals/"+k, nil)
+			var ae *azerr.Error
+			if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
+				// keyhaven ties a service principal to its application; a
+				// server without the service-principal delete route removes both.
+				appID, err := graphKey(strField(sp, "appId"))
+				if err != nil {
+					return err
+				}
+				a.warn("The server cannot delete a service principal alone; deleting its application %s.", strField(sp, "appId"))
+				_, err = a.graph(cmd.Context(), http.MethodDelete, "/applications/"+appID, nil)
+				return err
+			}
 			return err
 		},
 	}

@@ -26,6 +26,7 @@ type metadata struct {
 	} `json:"suffixes"`
 	MicrosoftGraphResourceID string `json:"microsoftGraphResourceId"`
 	DefaultTenantID          string `json:"defaultTenantId"` // keyhaven extension
+	VaultAudience            string `json:"vaultAudience"`   // keyhaven extension
 }
 
 // endpointsFrom derives the CLI's endpoints from the server's metadata,
@@ -72,6 +73,9 @@ func endpointsFrom(server string, md *metadata) Endpoints {
 	ep.VaultAudience = "https://" + ep.VaultDomain
 	if ep.VaultPort != "" {
 		ep.VaultAudience += ":" + ep.VaultPort
+	}
+	if v := trim(md.VaultAudience); v != "" {
+		ep.VaultAudience = v
 	}
 	return ep
 }

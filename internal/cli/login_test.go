@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"os"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"

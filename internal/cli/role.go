@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -73,7 +74,19 @@ func (a *app) roleDefinitions(ctx context.Context, scope, filter string) ([]any,
 	if filter != "" {
 		q = url.Values{"$filter": {filter}}
 	}
-	return a.armList(ctx, underScope(scope, authzProviders+"/roleDefinitions"), apiAuthorization, q)
+	return a.armListFiltered(ctx, underScope(scope, authzProviders+"/roleDefinitions"), apiAuthorization, q)
+}
+
+// armListFiltered lists with an OData $filter, and without it when the
+// server rejects the filter: callers filter client-side as well.
+func (a *app) armListFiltered(ctx context.Context, path, apiVersion string, q url.Values) ([]any, error) {
+	items, err := a.armList(ctx, path, apiVersion, q)
+	var ae *azerr.Error
+	if q != nil && errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+		a.debugf("the server refused $filter; listing everything")
+		return a.armList(ctx, path, apiVersion, nil)
+	}
+	return items, err
 }
 
 // matchRoles keeps definitions named name (role name, GUID or full id).
@@ -422,7 +435,7 @@ func (a *app) roleAssignments(ctx context.Context, q assignmentQuery) ([]any, er
 	if q.principalID != "" {
 		params = url.Values{"$filter": {"principalId eq " + odataQuote(q.principalID)}}
 	}
-	items, err := a.armList(ctx, underScope(q.scope, authzProviders+"/roleAssignments"), apiAuthorization, params)
+	items, err := a.armListFiltered(ctx, underScope(q.scope, authzProviders+"/roleAssignments"), apiAuthorization, params)
 	if err != nil {
 		return nil, err
 	}
