@@ -2,6 +2,7 @@ package identity
 
 import (
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -46,17 +47,19 @@ func FuzzTokenRequest(f *testing.F) {
 		f.Add(s, "organizations")
 	}
 	f.Fuzz(func(t *testing.T, body, tenant string) {
-		if strings.ContainsAny(tenant, "/?#% \x00") || tenant == "" || len(tenant) > 300 {
+		if tenant == "" || len(tenant) > 300 {
 			tenant = "organizations"
 		}
-		req := httptest.NewRequest("POST", "/"+tenant+"/oauth2/v2.0/token", strings.NewReader(body))
+		req := httptest.NewRequest("POST", "/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code == 200 {
 			t.Fatalf("issued a token for %q", body)
 		}
-		if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") && rec.Code != 404 {
+		// The mux itself answers path oddities ("/./...") with redirects or 404.
+		routed := rec.Code != 404 && (rec.Code < 300 || rec.Code >= 400)
+		if routed && !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 			t.Fatalf("non-JSON answer %d", rec.Code)
 		}
 	})
