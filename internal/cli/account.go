@@ -11,7 +11,7 @@ import (
 )
 
 func newAccountCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "account", Short: "Manage the signed-in account and its subscriptions."}
+	cmd := newGroup("account", "Manage the signed-in account and its subscriptions.")
 	cmd.AddCommand(newAccountShowCmd(a), newAccountListCmd(a), newAccountSetCmd(a),
 		newAccountTokenCmd(a), newAccountSubscriptionCmd(a))
 	return cmd
@@ -182,7 +182,7 @@ Vault data plane. The token is printed: treat the output as a secret.`,
 }
 
 func newAccountSubscriptionCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "subscription", Short: "Manage subscriptions (keyhaven extension)."}
+	cmd := newGroup("subscription", "Manage subscriptions (keyhaven extension).")
 	var name, id string
 	create := &cobra.Command{
 		Use:   "create",

@@ -12,10 +12,10 @@ import (
 )
 
 func newADCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "ad", Short: "Manage directory users and service principals (Graph-like /v1.0 API)."}
-	user := &cobra.Command{Use: "user", Short: "Manage users."}
+	cmd := newGroup("ad", "Manage directory users and service principals (Graph-like /v1.0 API).")
+	user := newGroup("user", "Manage users.")
 	user.AddCommand(newADUserCreateCmd(a), newADUserShowCmd(a), newADUserListCmd(a), newADUserDeleteCmd(a))
-	sp := &cobra.Command{Use: "sp", Short: "Manage service principals."}
+	sp := newGroup("sp", "Manage service principals.")
 	sp.AddCommand(newADSPCreateForRBACCmd(a), newADSPShowCmd(a), newADSPListCmd(a), newADSPDeleteCmd(a))
 	cmd.AddCommand(user, sp)
 	return cmd

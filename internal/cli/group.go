@@ -7,7 +7,7 @@ import (
 )
 
 func newGroupCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "group", Short: "Manage resource groups."}
+	cmd := newGroup("group", "Manage resource groups.")
 	var name, location string
 	var tags []string
 	var noWait, yes bool

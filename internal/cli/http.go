@@ -67,8 +67,17 @@ func newHTTPClient(serverURL, caPEM, vaultDomain string) (*http.Client, error) {
 		}
 		return dialer.DialContext(ctx, network, addr)
 	}
+	// Names the dialer rewrites must never go to a proxy, which could not
+	// resolve them either.
+	proxy := func(req *http.Request) (*url.URL, error) {
+		h := strings.ToLower(req.URL.Hostname())
+		if strings.HasSuffix(h, ".localhost") || (vaultDomain != "" && strings.HasSuffix(h, "."+vaultDomain)) {
+			return nil, nil
+		}
+		return http.ProxyFromEnvironment(req)
+	}
 	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
+		Proxy:               proxy,
 		DialContext:         dial,
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: 15 * time.Second,

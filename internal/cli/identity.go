@@ -9,7 +9,7 @@ import (
 const identityType = "Microsoft.ManagedIdentity/userAssignedIdentities"
 
 func newIdentityCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "identity", Short: "Manage user-assigned managed identities."}
+	cmd := newGroup("identity", "Manage user-assigned managed identities.")
 	var name, rg, location string
 	var ids, tags []string
 	target := func(c *cobra.Command, withIDs bool) {

@@ -74,7 +74,7 @@ var (
 )
 
 func newKeyVaultCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "keyvault", Short: "Manage Key Vault resources and their secrets."}
+	cmd := newGroup("keyvault", "Manage Key Vault resources and their secrets.")
 	cmd.AddCommand(newVaultCreateCmd(a), newVaultShowCmd(a), newVaultListCmd(a), newVaultUpdateCmd(a),
 		newVaultDeleteCmd(a), newVaultRecoverCmd(a), newVaultPurgeCmd(a), newVaultListDeletedCmd(a),
 		newVaultShowDeletedCmd(a), newVaultSetPolicyCmd(a), newVaultDeletePolicyCmd(a),

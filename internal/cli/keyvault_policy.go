@@ -188,7 +188,7 @@ func newVaultDeletePolicyCmd(a *app) *cobra.Command {
 }
 
 func newVaultNetworkRuleCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "network-rule", Short: "Manage vault network ACLs."}
+	cmd := newGroup("network-rule", "Manage vault network ACLs.")
 	var f vaultFlags
 	var ips []string
 

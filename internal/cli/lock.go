@@ -72,7 +72,7 @@ func (t *lockTarget) scope(a *app) (string, error) {
 }
 
 func newLockCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "lock", Short: "Manage management locks (CanNotDelete, ReadOnly)."}
+	cmd := newGroup("lock", "Manage management locks (CanNotDelete, ReadOnly).")
 
 	var t lockTarget
 	var name, lockType, notes string

@@ -133,6 +133,8 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"ok/help", []string{"--help"}, 0, ""},
 		{"fail/unknown-command", []string{"frobnicate"}, 2, "ERROR: unknown command"},
+		{"fail/unknown-subcommand", []string{"keyvault", "frob"}, 2, "ERROR: 'frob' is misspelled or not recognized by the system."},
+		{"ok/group-help", []string{"keyvault"}, 0, ""},
 		{"fail/unknown-flag", []string{"group", "list", "--nope"}, 2, "ERROR: unknown flag: --nope"},
 		{"fail/missing-arg", []string{"group", "create", "-n", "x"}, 2, "ERROR: the following arguments are required: --location/-l"},
 		{"fail/not-logged-in", []string{"group", "list"}, 1, "ERROR: Please run 'keyhaven login' to setup account.\n"},

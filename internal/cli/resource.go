@@ -7,7 +7,7 @@ import (
 )
 
 func newResourceCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "resource", Short: "Generic ARM resource commands."}
+	cmd := newGroup("resource", "Generic ARM resource commands.")
 	var ids []string
 	var apiVersion string
 	show := &cobra.Command{

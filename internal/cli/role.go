@@ -16,10 +16,10 @@ import (
 const authzProviders = "/providers/Microsoft.Authorization"
 
 func newRoleCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Manage RBAC role definitions and assignments."}
-	def := &cobra.Command{Use: "definition", Short: "Manage role definitions."}
+	cmd := newGroup("role", "Manage RBAC role definitions and assignments.")
+	def := newGroup("definition", "Manage role definitions.")
 	def.AddCommand(newRoleDefListCmd(a), newRoleDefCreateCmd(a), newRoleDefDeleteCmd(a))
-	asg := &cobra.Command{Use: "assignment", Short: "Manage role assignments."}
+	asg := newGroup("assignment", "Manage role assignments.")
 	asg.AddCommand(newRoleAsgCreateCmd(a), newRoleAsgListCmd(a), newRoleAsgDeleteCmd(a))
 	cmd.AddCommand(def, asg)
 	return cmd

@@ -205,7 +205,7 @@ func TestRoleDefinitionBody(t *testing.T) {
 		{"ok/az-shape", `{"Name":"Reader2","Description":"d","Actions":["a/read"],"DataActions":["x/getSecret/action"],"AssignableScopes":["/subscriptions/s"]}`,
 			map[string]any{"properties": map[string]any{"roleName": "Reader2", "description": "d", "type": "CustomRole",
 				"assignableScopes": []string{"/subscriptions/s"},
-				"permissions": []any{map[string]any{"actions": []string{"a/read"}, "notActions": []string{}, "dataActions": []string{"x/getSecret/action"}, "notDataActions": []string{}}}}}, false},
+				"permissions":      []any{map[string]any{"actions": []string{"a/read"}, "notActions": []string{}, "dataActions": []string{"x/getSecret/action"}, "notDataActions": []string{}}}}}, false},
 		{"ok/lowercase-keys", `{"name":"R","assignableScopes":["/"]}`,
 			map[string]any{"properties": map[string]any{"roleName": "R", "description": "", "type": "CustomRole", "assignableScopes": []string{"/"},
 				"permissions": []any{map[string]any{"actions": []string{}, "notActions": []string{}, "dataActions": []string{}, "notDataActions": []string{}}}}}, false},

@@ -254,3 +254,19 @@ func (a *app) debugf(format string, args ...any) {
 		fmt.Fprintf(a.stderr, "DEBUG: "+format+"\n", args...)
 	}
 }
+
+// newGroup returns a command group. Run bare it prints its help; with an
+// unknown subcommand it is a usage error, as in az.
+func newGroup(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("'%s' is misspelled or not recognized by the system.", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+}

@@ -173,7 +173,7 @@ func (s *secretAttrs) fill(c *cobra.Command, body, attrs map[string]any) error {
 }
 
 func newSecretCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "secret", Short: "Manage secrets."}
+	cmd := newGroup("secret", "Manage secrets.")
 	cmd.AddCommand(newSecretSetCmd(a), newSecretShowCmd(a), newSecretListCmd(a), newSecretListVersionsCmd(a),
 		newSecretSetAttributesCmd(a), newSecretDeleteCmd(a), newSecretShowDeletedCmd(a), newSecretListDeletedCmd(a),
 		newSecretRecoverCmd(a), newSecretPurgeCmd(a), newSecretBackupCmd(a), newSecretRestoreCmd(a))
@@ -214,7 +214,7 @@ func newSecretSetCmd(a *app) *cobra.Command {
 				}
 				tags["file-encoding"] = encoding // as az does, so a download can decode it
 				body["tags"] = tags
-			} else if cmd.Flags().Changed("encoding") {
+			} else if cmd.Flags().Changed("encoding") && encoding != "utf-8" {
 				return usageErrorf("argument --encoding/-e: only valid with --file")
 			}
 			if len(value) > maxSecretBytes {
