@@ -32,6 +32,8 @@ type Config struct {
 	LogFormat string // text | json
 	LogLevel  string // debug | info | warn | error
 
+	Locations []string // regions offered besides Azure's names; "local" by default
+
 	MaxBodyBytes    int64
 	MaxHeaderBytes  int
 	ShutdownTimeout time.Duration
@@ -48,6 +50,7 @@ func DefaultConfig() Config {
 		MIListen:        "127.0.0.1:8444",
 		LogFormat:       "text",
 		LogLevel:        "info",
+		Locations:       []string{"local"},
 		MaxBodyBytes:    1 << 20,
 		MaxHeaderBytes:  64 << 10,
 		ShutdownTimeout: 20 * time.Second,
@@ -84,6 +87,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", c.TLSKey), "TLS private key PEM")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", c.LogFormat), "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error")
+	fs.StringSliceVar(&c.Locations, "locations", splitList(env("LOCATIONS", strings.Join(c.Locations, ","))), "location names offered in addition to Azure's region names (env KEYHAVEN_LOCATIONS)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")
 	c.RootKeyEnv = os.Getenv("KEYHAVEN_ROOT_KEY")
@@ -158,4 +162,14 @@ func hostPort(host string, port int) string {
 		return host
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

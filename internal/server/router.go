@@ -45,7 +45,7 @@ func (s *Server) plane(r *http.Request) string {
 	}
 	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch strings.ToLower(seg) {
-	case "subscriptions", "providers":
+	case "subscriptions", "providers", "tenants":
 		return "arm"
 	case "vaults":
 		return "vault"
@@ -85,7 +85,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveMetadata(w, r)
 	case "":
 		writeJSON(w, http.StatusOK, map[string]string{"name": "keyhaven", "resourceManager": s.cfg.BaseURL(), "metadata": s.cfg.BaseURL() + "/metadata/endpoints?api-version=2022-09-01"})
-	case "subscriptions", "providers":
+	case "subscriptions", "providers", "tenants":
 		serveOr404(s.planes.arm, w, r)
 	case "vaults":
 		// Path form: /vaults/{vault}/secrets/... for curl and tools that

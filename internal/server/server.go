@@ -74,7 +74,7 @@ func (s *Server) Addr() net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return s.ad
 // Serve listens and serves until ctx is done, then shuts down gracefully:
 // new connections are refused, in-flight requests finish (up to the shutdown
 // timeout), background loops stop.
-func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
+func (s *Server) Serve(ctx context.Context, ready func(addr fmtStringer)) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)

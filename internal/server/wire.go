@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyhaven/keyhaven/internal/arm"
+	"github.com/keyhaven/keyhaven/internal/authz"
+	"github.com/keyhaven/keyhaven/internal/clock"
+	"github.com/keyhaven/keyhaven/internal/identity"
+	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
+	"github.com/keyhaven/keyhaven/internal/seal"
+	"github.com/keyhaven/keyhaven/internal/store"
+	"github.com/keyhaven/keyhaven/internal/vault"
+)
+
+// bootstrapNS derives stable ids for bootstrap objects, so every start and
+// every replica computes the same ones (bootstrap is idempotent).
+var bootstrapNS = uuid.MustParse("6f1f8d3e-2b7a-4c1e-9a55-4b8e2c7d9f10")
+
+// AdminCredentials is the file written once on first start.
+type AdminCredentials struct {
+	TenantID       string `json:"tenantId"`
+	Username       string `json:"username"`
+	Password       string `json:"password"`
+	Server         string `json:"server"`
+	CAFile         string `json:"caFile,omitempty"`
+	SubscriptionID string `json:"subscriptionId"`
+}
+
+// Run builds keyhaven from cfg and serves until ctx is done.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	log := NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	clk := clock.Real{}
+	m := newMetrics()
+
+	raw, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	var st store.Store = instrumentedStore{Store: raw, h: m.storeLat}
+
+	root, err := openRoot(cfg, log)
+	if err != nil {
+		return err
+	}
+	sealer := seal.NewEnvelope(st, root)
+
+	tlsMat, err := tlsMaterial(cfg, clk)
+	if err != nil {
+		return fmt.Errorf("TLS: %w", err)
+	}
+
+	engine := authz.New(st, clk)
+	ids, err := identity.New(st, sealer, clk, identity.Options{BaseURL: cfg.BaseURL()})
+	if err != nil {
+		return err
+	}
+	boot, err := ids.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap identity: %w", err)
+	}
+
+	armSrv := arm.New(st, engine, clk, arm.Options{
+		BaseURL: cfg.BaseURL(), TenantID: boot.TenantID, MaxBodyBytes: cfg.MaxBodyBytes,
+		Locations: append(append([]string{}, cfg.Locations...), arm.DefaultLocations...), Logger: log,
+	})
+	kvp := keyvault.New(st, clk, keyvault.Options{VaultDomain: cfg.VaultDomain, VaultPort: cfg.PublicPort})
+	armSrv.Register(kvp)
+	vaults, err := vault.New(vault.Config{
+		Store: st, Sealer: sealer, Directory: kvp, Decider: engine, Clock: clk,
+		VaultDomain: cfg.VaultDomain, Port: cfg.PublicPort, AuthorityBase: cfg.BaseURL(),
+	})
+	if err != nil {
+		return err
+	}
+	kvp.SetDataPurger(vaults)
+
+	subID, err := bootstrapControlPlane(ctx, armSrv, engine, boot)
+	if err != nil {
+		return err
+	}
+	if boot.Created {
+		if err := writeAdminCredentials(cfg, tlsMat.CACertFile, boot, subID); err != nil {
+			return err
+		}
+	}
+	if cfg.StoreDSN == "" {
+		// Only safe with one process: with shared PostgreSQL another replica
+		// may own an operation that looks interrupted.
+		if _, err := armSrv.FailInterrupted(ctx); err != nil {
+			return err
+		}
+	}
+
+	s := &Server{
+		cfg: cfg, log: log, metrics: m, verifier: ids, defaultTenant: boot.TenantID,
+		tlsConfig: tlsMat.ServerConfig(),
+		planes: planes{
+			identity: ids.Handler(),
+			graph:    ids.GraphHandler(engine),
+			mi:       ids.ManagedIdentityHandler(),
+			arm:      armSrv,
+			vault:    vaults,
+			ready: func() error {
+				_, err := raw.Get(ctx, "sys/readiness-probe")
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				return err
+			},
+		},
+	}
+	s.buildHandlers()
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	s.every(bg, "purged expired deleted vaults", cfg.PurgeInterval, kvp.PurgeExpired)
+	s.every(bg, "purged expired deleted secrets", cfg.PurgeInterval, vaults.PurgeExpired)
+	s.every(bg, "pruned finished operations", time.Hour, func(ctx context.Context) (int, error) {
+		return armSrv.PruneOperations(ctx, 24*time.Hour)
+	})
+
+	err = s.Serve(ctx, func(addr fmtStringer) {
+		fmt.Fprintf(stdout, "keyhaven is serving on %s (listening on %s)\n", cfg.BaseURL(), addr.String())
+		fmt.Fprintf(stdout, "  CA certificate for clients: %s\n", tlsMat.CACertFile)
+		fmt.Fprintf(stdout, "  vaults: https://{vault}.%s/\n", hostPort(cfg.VaultDomain, cfg.PublicPort))
+		if cfg.MIListen != "" {
+			fmt.Fprintf(stdout, "  managed-identity endpoint: http://%s/msi/token\n", cfg.MIListen)
+		}
+		fmt.Fprintf(stdout, "  tenant: %s   default subscription: %s\n", boot.TenantID, subID)
+		cred := filepath.Join(cfg.DataDir, "admin-credentials.json")
+		if boot.Created {
+			fmt.Fprintf(stdout, "  bootstrap administrator %s: credential written to %s (mode 0600)\n", boot.AdminUPN, cred)
+		} else {
+			fmt.Fprintf(stdout, "  bootstrap administrator %s: credential in %s (written on first start)\n", boot.AdminUPN, cred)
+		}
+		fmt.Fprintf(stdout, "  log in: keyhaven login --server %s --ca-file %s --username %s\n", cfg.BaseURL(), tlsMat.CACertFile, boot.AdminUPN)
+	})
+	stopBG()
+	armSrv.Wait()
+	return err
+}
+
+// bootstrapControlPlane gives the administrator Owner and Key Vault
+// Administrator at the root scope, and creates the default subscription. Both
+// are idempotent: names derive from the tenant and principal.
+func bootstrapControlPlane(ctx context.Context, armSrv *arm.Server, engine *authz.Engine, boot *identity.BootstrapResult) (string, error) {
+	for _, role := range []string{authz.RoleOwner, authz.RoleKeyVaultAdministrator} {
+		name := uuid.NewSHA1(bootstrapNS, []byte("admin-role|"+boot.AdminObjectID+"|"+role)).String()
+		_, _, err := engine.CreateAssignment(ctx, authz.Assignment{
+			Name: name, Scope: "/", RoleDefinitionID: role, PrincipalID: boot.AdminObjectID,
+			PrincipalType: "User", Description: "keyhaven bootstrap administrator",
+		})
+		if err != nil {
+			return "", fmt.Errorf("bootstrap role assignment: %w", err)
+		}
+	}
+	subID := uuid.NewSHA1(bootstrapNS, []byte("default-subscription|"+boot.TenantID)).String()
+	if _, err := armSrv.CreateSubscription(ctx, subID, "keyhaven default", boot.TenantID); err != nil {
+		return "", fmt.Errorf("bootstrap subscription: %w", err)
+	}
+	return subID, nil
+}
+
+func writeAdminCredentials(cfg Config, caFile string, boot *identity.BootstrapResult, subID string) error {
+	b, _ := json.MarshalIndent(AdminCredentials{
+		TenantID: boot.TenantID, Username: boot.AdminUPN, Password: boot.AdminPassword,
+		Server: cfg.BaseURL(), CAFile: caFile, SubscriptionID: subID,
+	}, "", "  ")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(cfg.DataDir, "admin-credentials.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write admin credentials: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+type fmtStringer interface{ String() string }
