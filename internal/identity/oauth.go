@@ -51,6 +51,9 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /common/userrealm/{user}", s.serveUserRealm)
 	mux.HandleFunc("GET /common/UserRealm/{user}", s.serveUserRealm)
 	mux.HandleFunc("GET /common/discovery/instance", s.serveInstanceDiscovery)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		azerr.Write(w, azerr.NotFound("NotFound", "The requested path was not found."))
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
@@ -107,8 +110,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// tenantSel is the tenant named by a request path: a specific tenant, or
-// nil for "organizations"/"common" (resolved from the principal).
+// tenantFromPath resolves the tenant segment of a path: a specific tenant,
+// or (nil, true) for "organizations"/"common" (resolved from the principal).
 func (s *Service) tenantFromPath(ctx context.Context, seg string) (*Tenant, bool, *oauthError) {
 	switch strings.ToLower(seg) {
 	case "organizations", "common":

@@ -520,3 +520,11 @@ func TestMSALHelpers(t *testing.T) {
 		t.Fatalf("authorize = %d %v", code, m)
 	}
 }
+
+func TestUnknownPathIsJSON404(t *testing.T) {
+	e := newEnv(t)
+	code, m := do(t, e.svc.Handler(), httptest.NewRequest("GET", "/nothing/here", nil))
+	if inner, _ := m["error"].(map[string]any); code != 404 || inner["code"] != "NotFound" {
+		t.Fatalf("%d %v", code, m)
+	}
+}
