@@ -34,6 +34,10 @@ type Config struct {
 
 	Locations []string // regions offered besides Azure's names; "local" by default
 
+	// Per-vault request budgets, as Key Vault's service limits (per 10 s).
+	ThrottleTransactions int
+	ThrottleCreates      int
+
 	MaxBodyBytes    int64
 	MaxHeaderBytes  int
 	ShutdownTimeout time.Duration
@@ -43,18 +47,20 @@ type Config struct {
 // DefaultConfig returns the zero-setup configuration.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./keyhaven-data",
-		Listen:          "127.0.0.1:8443",
-		PublicHost:      "localhost",
-		VaultDomain:     "vault.localhost",
-		MIListen:        "127.0.0.1:8444",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		Locations:       []string{"local"},
-		MaxBodyBytes:    1 << 20,
-		MaxHeaderBytes:  64 << 10,
-		ShutdownTimeout: 20 * time.Second,
-		PurgeInterval:   time.Minute,
+		DataDir:              "./keyhaven-data",
+		Listen:               "127.0.0.1:8443",
+		PublicHost:           "localhost",
+		VaultDomain:          "vault.localhost",
+		MIListen:             "127.0.0.1:8444",
+		LogFormat:            "text",
+		LogLevel:             "info",
+		Locations:            []string{"local"},
+		ThrottleTransactions: 4000,
+		ThrottleCreates:      300,
+		MaxBodyBytes:         1 << 20,
+		MaxHeaderBytes:       64 << 10,
+		ShutdownTimeout:      20 * time.Second,
+		PurgeInterval:        time.Minute,
 	}
 }
 
@@ -88,6 +94,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", c.LogFormat), "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", c.LogLevel), "log level: debug, info, warn, error")
 	fs.StringSliceVar(&c.Locations, "locations", splitList(env("LOCATIONS", strings.Join(c.Locations, ","))), "location names offered in addition to Azure's region names (env KEYHAVEN_LOCATIONS)")
+	fs.IntVar(&c.ThrottleTransactions, "throttle-vault-transactions", envInt("THROTTLE_VAULT_TRANSACTIONS", c.ThrottleTransactions), "requests per vault per 10 s before 429 (-1: unlimited)")
+	fs.IntVar(&c.ThrottleCreates, "throttle-vault-creates", envInt("THROTTLE_VAULT_CREATES", c.ThrottleCreates), "secret creates per vault per 10 s before 429 (-1: unlimited)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")
 	c.RootKeyEnv = os.Getenv("KEYHAVEN_ROOT_KEY")

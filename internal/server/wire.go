@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	vaults, err := vault.New(vault.Config{
 		Store: st, Sealer: sealer, Directory: kvp, Decider: engine, Clock: clk,
 		VaultDomain: cfg.VaultDomain, Port: cfg.PublicPort, AuthorityBase: cfg.BaseURL(),
+		Throttle: vault.Throttle{Transactions: cfg.ThrottleTransactions, Creates: cfg.ThrottleCreates},
 	})
 	if err != nil {
 		return err
