@@ -20,7 +20,11 @@ import (
 // PostgreSQL when a DSN is given.
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.StoreDSN != "" {
-		st, err := postgres.Open(ctx, cfg.StoreDSN)
+		var opts []postgres.Option
+		if cfg.StoreSchema != "" {
+			opts = append(opts, postgres.WithSchema(cfg.StoreSchema))
+		}
+		st, err := postgres.Open(ctx, cfg.StoreDSN, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
 		}

@@ -52,6 +52,7 @@ func AdminCommand() *cobra.Command {
 	fs := rotate.Flags()
 	fs.StringVar(&cfg.DataDir, "data-dir", envOr("KEYHAVEN_DATA_DIR", cfg.DataDir), "data directory")
 	fs.StringVar(&cfg.StoreDSN, "store", os.Getenv("KEYHAVEN_STORE"), "storage: empty for SQLite in the data directory, or a postgres:// DSN")
+	fs.StringVar(&cfg.StoreSchema, "store-schema", os.Getenv("KEYHAVEN_STORE_SCHEMA"), "PostgreSQL schema")
 	fs.StringVar(&cfg.RootKeyFile, "root-key-file", os.Getenv("KEYHAVEN_ROOT_KEY_FILE"), "root keyring file (default {data-dir}/root.key)")
 	admin.AddCommand(rotate)
 	return admin

@@ -24,6 +24,7 @@ type Config struct {
 	MIListen    string // loopback plain-HTTP managed-identity endpoint ("" disables)
 
 	StoreDSN    string // "" = SQLite in DataDir; postgres://... = PostgreSQL
+	StoreSchema string // PostgreSQL schema (created if missing); "" = the DSN's default
 	RootKeyFile string // default {DataDir}/root.key
 	RootKeyEnv  string // base64 root key from KEYHAVEN_ROOT_KEY (not a flag: keep it out of ps)
 	TLSCert     string
@@ -88,6 +89,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.VaultDomain, "vault-domain", env("VAULT_DOMAIN", c.VaultDomain), "vault host names are {vault}.{vault-domain} (env KEYHAVEN_VAULT_DOMAIN)")
 	fs.StringVar(&c.MIListen, "mi-listen", env("MI_LISTEN", c.MIListen), "loopback plain-HTTP managed-identity endpoint; empty disables (env KEYHAVEN_MI_LISTEN)")
 	fs.StringVar(&c.StoreDSN, "store", env("STORE", c.StoreDSN), "storage: empty for embedded SQLite, or a postgres:// DSN (env KEYHAVEN_STORE)")
+	fs.StringVar(&c.StoreSchema, "store-schema", env("STORE_SCHEMA", c.StoreSchema), "PostgreSQL schema to keep keyhaven's tables in, created if missing (env KEYHAVEN_STORE_SCHEMA)")
 	fs.StringVar(&c.RootKeyFile, "root-key-file", env("ROOT_KEY_FILE", c.RootKeyFile), "root keyring file (default {data-dir}/root.key; env KEYHAVEN_ROOT_KEY_FILE; or KEYHAVEN_ROOT_KEY=base64 key)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", c.TLSCert), "TLS certificate PEM (default: generated under {data-dir}/tls)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", c.TLSKey), "TLS private key PEM")
