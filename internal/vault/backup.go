@@ -96,6 +96,9 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
+		if err := vr.checkSlot(lname, strings.TrimPrefix(r.Key, versionsPrefix(v.InternalID, lname))); err != nil {
+			return 0, nil, err
+		}
 		plain, err := s.sealer.Open(ctx, v.InternalID, vr.Sealed, sealAAD(v.InternalID, lname, vr.Version))
 		if err != nil {
 			return 0, nil, azerr.Internal(err)

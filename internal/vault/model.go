@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -47,6 +48,17 @@ type meta struct {
 type versionRec struct {
 	meta
 	Sealed []byte `json:"s"`
+}
+
+// checkSlot verifies that a version record read from the slot (lname,
+// version) belongs there. A record copied or moved onto another slot would
+// otherwise present its metadata, and with an aad taken from the record its
+// value, under the wrong name.
+func (vr *versionRec) checkSlot(lname, version string) error {
+	if strings.ToLower(vr.Name) != lname || vr.Version != version {
+		return azerr.Internal(fmt.Errorf("integrity: version record stored at %s/%s names %s/%s", lname, version, vr.Name, vr.Version))
+	}
+	return nil
 }
 
 // headRec names a secret's latest version and keeps a copy of its metadata,

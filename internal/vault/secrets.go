@@ -180,7 +180,10 @@ func (s *Service) loadVersion(rq *request) (*versionRec, error) {
 		if notFound(err) {
 			return errSecretNotFound(name + "/" + version)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return vr.checkSlot(lname, version)
 	})
 	return vr, err
 }
@@ -200,7 +203,9 @@ func (s *Service) getSecret(rq *request) (int, any, error) {
 		return 0, nil, errExpired()
 	}
 	iid := rq.vault.InternalID
-	plain, err := s.sealer.Open(rq.r.Context(), iid, vr.Sealed, sealAAD(iid, strings.ToLower(vr.Name), vr.Version))
+	// The aad names the slot the record was read from (checked by
+	// loadVersion), never fields carried inside the record itself.
+	plain, err := s.sealer.Open(rq.r.Context(), iid, vr.Sealed, sealAAD(iid, strings.ToLower(rq.route.Name), vr.Version))
 	if err != nil {
 		return 0, nil, azerr.Internal(err)
 	}
