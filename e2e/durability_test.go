@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,6 +216,12 @@ func TestSwappedCiphertextRefused(t *testing.T) {
 	}
 	if contains(body, "value-of-beta") {
 		t.Fatal("error body carries the other secret's value")
+	}
+	if !contains(body, "failed its integrity check") {
+		t.Fatalf("refusal does not say why: %s", body)
+	}
+	if !strings.Contains(w.srv.Logs(), "integrity: version record stored at alpha") {
+		t.Fatal("the server log does not record the integrity failure's cause")
 	}
 	t.Logf("swapped record refused: %d %s", code, body)
 }

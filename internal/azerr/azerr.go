@@ -121,10 +121,19 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 	}{toBody(e)})
 }
 
+// Recorder is implemented by response writers that want to see the error
+// being rendered (the server's access log records internal causes of 5xx).
+type Recorder interface {
+	RecordError(e *Error)
+}
+
 // Write renders err in Azure's shape, with the code also in x-ms-error-code
 // (the SDKs read the header first). It is the only place errors become HTTP.
 func Write(w http.ResponseWriter, err error) *Error {
 	e := From(err)
+	if rec, ok := w.(Recorder); ok {
+		rec.RecordError(e)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("x-ms-error-code", e.Code)

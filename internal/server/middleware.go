@@ -27,7 +27,12 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	err    *azerr.Error
 }
+
+// RecordError keeps the rendered error so the access log can name its
+// internal cause (never shown to the client).
+func (s *statusRecorder) RecordError(e *azerr.Error) { s.err = e }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
@@ -141,6 +146,13 @@ func (s *Server) instrument(plane func(*http.Request) string, next http.Handler)
 				"status", rec.status, "duration_ms", d.Milliseconds(), "plane", p, "operation", op, "client_ip", info.ClientIP}
 			if info.Principal != nil {
 				attrs = append(attrs, "caller_oid", info.Principal.ObjectID, "caller_tid", info.Principal.TenantID)
+			}
+			if rec.err != nil {
+				attrs = append(attrs, "error_code", rec.err.Code)
+				if rec.status >= 500 && rec.err.Cause != nil {
+					lvl = slog.LevelError
+					attrs = append(attrs, "cause", rec.err.Cause.Error())
+				}
 			}
 			s.log.Log(r.Context(), lvl, "request", attrs...)
 		}()

@@ -56,7 +56,7 @@ type versionRec struct {
 // value, under the wrong name.
 func (vr *versionRec) checkSlot(lname, version string) error {
 	if strings.ToLower(vr.Name) != lname || vr.Version != version {
-		return azerr.Internal(fmt.Errorf("integrity: version record stored at %s/%s names %s/%s", lname, version, vr.Name, vr.Version))
+		return errIntegrity(lname, fmt.Errorf("integrity: version record stored at %s/%s names %s/%s", lname, version, vr.Name, vr.Version))
 	}
 	return nil
 }
@@ -235,4 +235,11 @@ func parseUnix(field string, n *json.Number) (*int64, bool, *azerr.Error) {
 	}
 	i := int64(f)
 	return &i, true, nil
+}
+
+// errIntegrity is the answer when stored data fails its integrity check
+// (tampered, or moved between slots). It is a server fault, said plainly.
+func errIntegrity(name string, cause error) *azerr.Error {
+	return azerr.New(500, "InternalError",
+		"The stored data of secret '%s' failed its integrity check (it was altered or moved in storage) and cannot be served.", name).WithCause(cause)
 }

@@ -207,7 +207,7 @@ func (s *Service) getSecret(rq *request) (int, any, error) {
 	// loadVersion), never fields carried inside the record itself.
 	plain, err := s.sealer.Open(rq.r.Context(), iid, vr.Sealed, sealAAD(iid, strings.ToLower(rq.route.Name), vr.Version))
 	if err != nil {
-		return 0, nil, azerr.Internal(err)
+		return 0, nil, errIntegrity(rq.route.Name, err)
 	}
 	out := rq.wire(&vr.meta, true)
 	v := string(plain)
