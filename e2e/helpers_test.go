@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
@@ -120,8 +119,6 @@ func mustStatus(t *testing.T, want int, code int, body ...[]byte) {
 		t.Fatalf("status %d, want %d: %s", code, want, b)
 	}
 }
-
-func newGUID() string { return uuid.NewString() }
 
 func errCode(body []byte) string {
 	var e struct {

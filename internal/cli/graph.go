@@ -120,32 +120,6 @@ func (a *app) servicePrincipal(ctx context.Context, id string) (map[string]any, 
 	return nil, &azerr.Error{Status: http.StatusNotFound, Code: "NotFound", Message: "Service principal '" + id + "' doesn't exist."}
 }
 
-// application finds an application registration by object id or appId.
-func (a *app) application(ctx context.Context, id string) (map[string]any, error) {
-	k, err := graphKey(id)
-	if err != nil {
-		return nil, err
-	}
-	v, err := a.graph(ctx, http.MethodGet, "/applications/"+k, nil)
-	if err == nil {
-		m, _ := v.(map[string]any)
-		return m, nil
-	}
-	if !isNotFound(err) {
-		return nil, err
-	}
-	items, err := a.graphList(ctx, "/applications")
-	if err != nil {
-		return nil, err
-	}
-	for _, it := range items {
-		m, _ := it.(map[string]any)
-		if s, _ := m["appId"].(string); strings.EqualFold(s, id) {
-			return m, nil
-		}
-	}
-	return nil, &azerr.Error{Status: http.StatusNotFound, Code: "NotFound", Message: "Application '" + id + "' doesn't exist."}
-}
 
 // resolveAssignee turns az's --assignee (object id, appId, UPN or service
 // principal name) into an object id and principal type.

@@ -311,8 +311,7 @@ func capitalizeFirst(s string) string {
 // scripts use (`--query value -o tsv`).
 func formatTSV(v any) []byte {
 	var b bytes.Buffer
-	var line func(any) string
-	line = func(it any) string {
+	line := func(it any) string {
 		switch t := it.(type) {
 		case map[string]any:
 			var parts []string
