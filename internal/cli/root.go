@@ -110,12 +110,48 @@ log in with 'keyhaven login --server https://localhost:8443 --username U', then 
 		newGroupCmd(a), newKeyVaultCmd(a), newIdentityCmd(a), newRoleCmd(a),
 		newADCmd(a), newLockCmd(a), newResourceCmd(a),
 	)
+	for _, r := range registered {
+		parent := root
+		for _, name := range strings.Fields(r.parent) {
+			parent = childGroup(parent, name)
+		}
+		parent.AddCommand(r.build(a))
+	}
 	for _, c := range extra {
 		if c != nil {
 			root.AddCommand(c)
 		}
 	}
 	return root
+}
+
+// registered are commands that files add with register, so that a new noun
+// (or a verb under a noun several files share, such as monitor) lives in its
+// own file without editing this one.
+var registered []registration
+
+type registration struct {
+	parent string // space-separated path under the root, "" for the root
+	build  func(*app) *cobra.Command
+}
+
+// register adds the command built by build under parent (e.g. "monitor" or
+// "keyvault secret"); missing parent groups are created. Call it from init.
+func register(parent string, build func(*app) *cobra.Command) {
+	registered = append(registered, registration{parent: parent, build: build})
+}
+
+// childGroup returns parent's subcommand name, creating a bare group.
+func childGroup(parent *cobra.Command, name string) *cobra.Command {
+	for _, c := range parent.Commands() {
+		if c.Name() == name {
+			return c
+		}
+	}
+	g := &cobra.Command{Use: name, Short: "Manage " + name + ".", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
+	parent.AddCommand(g)
+	return g
 }
 
 // usageError is a command-line mistake; Execute maps it to exit code 2 as
