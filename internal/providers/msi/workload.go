@@ -105,9 +105,14 @@ func (p *Provider) RevokeWorkloadSecretFor(ctx context.Context, resourceID strin
 		return err
 	}
 	if isUserAssignedID(id) {
-		return azerr.From(p.ids.RemoveResource(ctx, id.String()))
+		err = p.ids.RemoveResource(ctx, id.String())
+	} else {
+		err = p.ids.RevokeWorkloadSecret(ctx, id.String())
 	}
-	return azerr.From(p.ids.RevokeWorkloadSecret(ctx, id.String()))
+	if err != nil {
+		return azerr.From(err) // never a typed nil: From(nil) is a nil *Error
+	}
+	return nil
 }
 
 // authorizeAssign is the extra check of issueWorkloadSecret: a workload
