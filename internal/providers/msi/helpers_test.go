@@ -54,7 +54,7 @@ type env struct {
 	admin  *principal.Principal
 }
 
-func newEnv(t *testing.T, armOpts arm.Options) *env {
+func newEnv(t *testing.T, armOpts arm.Options, mods ...func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kh.db"))
@@ -83,7 +83,11 @@ func newEnv(t *testing.T, armOpts arm.Options) *env {
 	armOpts.BaseURL, armOpts.TenantID, armOpts.SyncOperations = base, boot.TenantID, true
 	srv := arm.New(st, engine, clk, armOpts)
 	t.Cleanup(srv.Wait)
-	p := New(ids, engine, st, clk, Options{MIEndpoint: miEndpoint, Tenants: srv})
+	opts := Options{MIEndpoint: miEndpoint, Tenants: srv}
+	for _, m := range mods {
+		m(&opts)
+	}
+	p := New(ids, engine, st, clk, opts)
 	srv.Register(p)
 	e := &env{t: t, ctx: ctx, clk: clk, ids: ids, engine: engine, srv: srv, p: p, tenant: boot.TenantID,
 		admin: &principal.Principal{TenantID: boot.TenantID, ObjectID: boot.AdminObjectID, Kind: principal.User,

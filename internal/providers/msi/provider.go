@@ -30,7 +30,13 @@ type Options struct {
 	// Tenants resolves a subscription's tenant (normally the ARM server).
 	// When nil, identities are created in the caller's tenant.
 	Tenants SubscriptionTenants
+	// MaxPerSubscription caps the identities of one subscription (default
+	// DefaultMaxPerSubscription).
+	MaxPerSubscription int
 }
+
+// DefaultMaxPerSubscription is keyhaven's own cap; it bounds list sizes.
+const DefaultMaxPerSubscription = 4000
 
 // Provider is the Microsoft.ManagedIdentity resource provider.
 type Provider struct {
@@ -51,6 +57,9 @@ var (
 func New(ids *identity.Service, engine *authz.Engine, st store.Store, clk clock.Clock, opts Options) *Provider {
 	if clk == nil {
 		clk = clock.Real{}
+	}
+	if opts.MaxPerSubscription <= 0 {
+		opts.MaxPerSubscription = DefaultMaxPerSubscription
 	}
 	return &Provider{ids: ids, engine: engine, st: st, clk: clk, opts: opts}
 }
@@ -189,6 +198,18 @@ func (p *Provider) putIdentity(ctx context.Context, req *arm.Request) (*arm.Resp
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, azerr.Internal(err)
+	}
+	if old == nil {
+		// Checked before the principal is created so a refused PUT leaves
+		// nothing behind; concurrent creates may overshoot by a few.
+		n, err := p.st.List(ctx, subPrefix(req.ID.SubscriptionID), store.ListOptions{Limit: p.opts.MaxPerSubscription})
+		if err != nil {
+			return nil, azerr.Internal(err)
+		}
+		if len(n) >= p.opts.MaxPerSubscription {
+			return nil, azerr.New(http.StatusConflict, "QuotaExceeded",
+				"The subscription already has the maximum of %d user-assigned identities.", p.opts.MaxPerSubscription)
+		}
 	}
 	tenant := ""
 	if old != nil {

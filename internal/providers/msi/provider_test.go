@@ -312,3 +312,43 @@ func TestSystemAssignedExtension(t *testing.T) {
 		})
 	}
 }
+
+func TestQuota(t *testing.T) {
+	e := newEnv(t, arm.Options{}, func(o *Options) { o.MaxPerSubscription = 2 })
+	e.create(sub1, "rg1", "one")
+	e.create(sub1, "rg2", "two")
+	cases := []struct {
+		name, sub, rg, id string
+		status            int
+	}{
+		{"fail/third-in-subscription", sub1, "rg1", "three", 409},
+		{"ok/update-existing", sub1, "rg1", "one", 200},
+		{"ok/other-subscription", sub2, "rg1", "three", 201},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do("PUT", uaiPath(c.sub, c.rg, c.id)+v, map[string]any{"location": "westeurope"})
+			if r.Code != c.status {
+				t.Fatalf("%d %s", r.Code, r.Body.String())
+			}
+			if c.status == 409 && r.errCode(t) != "QuotaExceeded" {
+				t.Fatal(r.Body.String())
+			}
+		})
+	}
+	if ms, _ := e.ids.ListUserAssigned(e.ctx, "/subscriptions/"+sub1); len(ms) != 2 {
+		t.Fatalf("a refused create left a principal: %d identities", len(ms))
+	}
+}
+
+func TestTenantFromSubscription(t *testing.T) {
+	// Without Options.Tenants the caller's tenant is used; with it (newEnv)
+	// the subscription's tenant, whatever the caller's.
+	e := newEnv(t, arm.Options{})
+	other := *e.admin
+	other.TenantID = "99999999-9999-9999-9999-999999999999"
+	m := e.doAs(&other, "PUT", uaiPath(sub1, "rg1", "tenanted")+v, map[string]any{"location": "westeurope"})
+	if m.Code != 201 || props(m.json(t))["tenantId"] != e.tenant {
+		t.Fatalf("%d %s", m.Code, m.Body.String())
+	}
+}
