@@ -14,6 +14,9 @@
 // group or subscription is one prefix scan. Principal id, client id and
 // tenant id are copied from identity when the identity is created.
 //
+// A subscription holds at most Options.MaxPerSubscription identities
+// (keyhaven's own cap, default 4000; 409 QuotaExceeded).
+//
 // An identity's tenant is the tenant of its subscription (Options.Tenants,
 // normally the ARM server); without it, the caller's tenant.
 //
@@ -39,7 +42,13 @@
 // for that identity only; the workload names it by client_id, mi_res_id or
 // object_id (azidentity: ManagedIdentityCredentialOptions.ID). Issuing again
 // replaces the previous secret. The secret is shown once and stored only as
-// an HMAC by identity.
+// an HMAC by identity. (identity's token endpoint serves the identities a
+// bound resource carries, so issuing also attaches the identity to its own
+// resource ID; revoking and deleting remove that attachment.)
+//
+// Other providers use the same mechanism through
+// Provider.IssueWorkloadSecretFor / RevokeWorkloadSecretFor with any resource
+// ID: the secret then serves the identities that resource carries.
 //
 // Issuing is guarded like assigning the identity to a resource: besides the
 // action the ARM core derives and checks
