@@ -42,6 +42,11 @@ type ResourceType struct {
 	// Locations lists where the type is offered ("" means everywhere).
 	Locations []string
 	Handler   Handler
+	// ActionPermissions maps a POST action name of this type to the RBAC
+	// action it requires, where that differs from the derived
+	// "{ns}/{type}/{name}/action" (e.g. a keyhaven extension action that a
+	// built-in role grants under another name).
+	ActionPermissions map[string]string
 }
 
 // Handler serves the requests for one resource type.

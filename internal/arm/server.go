@@ -446,6 +446,13 @@ func (s *Server) serveProvider(c *call) error {
 		return err
 	}
 	req.Action = prov.Namespace() + "/" + strings.Join(b.Types, "/") + "/" + verb
+	if req.Kind == KindAction {
+		for name, perm := range rt.ActionPermissions {
+			if strings.EqualFold(name, req.ActionName) {
+				req.Action = perm
+			}
+		}
+	}
 	if err := s.authorize(c, req.Action, req.Target); err != nil {
 		return err
 	}

@@ -120,7 +120,6 @@ func (a *app) servicePrincipal(ctx context.Context, id string) (map[string]any, 
 	return nil, &azerr.Error{Status: http.StatusNotFound, Code: "NotFound", Message: "Service principal '" + id + "' doesn't exist."}
 }
 
-
 // resolveAssignee turns az's --assignee (object id, appId, UPN or service
 // principal name) into an object id and principal type.
 func (a *app) resolveAssignee(ctx context.Context, assignee string) (string, string, error) {

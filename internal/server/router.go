@@ -66,6 +66,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Path
+	if strings.Contains(path, "//") {
+		// ARM ignores empty path segments, and some clients send them
+		// (@azure/arm-locks writes "Microsoft.KeyVault//vaults" for a
+		// top-level parent, and "/%2Fsubscriptions..." for a scope).
+		path = collapseSlashes(path)
+		r = r.Clone(r.Context())
+		r.URL.Path, r.URL.RawPath = path, ""
+	}
 	seg, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	switch strings.ToLower(seg) {
 	case "healthz":
@@ -154,4 +162,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func collapseSlashes(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }

@@ -14,9 +14,12 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/authz"
+	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/identity"
+	"github.com/keyhaven/keyhaven/internal/providers/authorization"
 	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
+	"github.com/keyhaven/keyhaven/internal/providers/msi"
 	"github.com/keyhaven/keyhaven/internal/seal"
 	"github.com/keyhaven/keyhaven/internal/store"
 	"github.com/keyhaven/keyhaven/internal/vault"
@@ -85,6 +88,27 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	kvp.SetDataPurger(vaults)
+	miEndpoint := ""
+	if cfg.MIListen != "" {
+		miEndpoint = "http://" + cfg.MIListen + "/msi/token"
+	}
+	mp := msi.New(ids, engine, st, clk, msi.Options{MIEndpoint: miEndpoint, Tenants: armSrv})
+	armSrv.Register(mp)
+	authzP := authorization.New(engine, st, clk, authorization.Options{
+		ResourceExists: authorization.ExistsVia(kvp, mp),
+		PrincipalExists: func(ctx context.Context, objectID string) (bool, error) {
+			_, err := ids.LookupPrincipal(ctx, objectID)
+			if err == nil {
+				return true, nil
+			}
+			if e := azerr.From(err); e.Status == 404 {
+				return false, nil
+			}
+			return false, err
+		},
+	})
+	armSrv.Register(authzP)
+	armSrv.AddWriteGuard(authzP)
 
 	subID, err := bootstrapControlPlane(ctx, armSrv, engine, boot)
 	if err != nil {

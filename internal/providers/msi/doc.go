@@ -50,13 +50,11 @@
 // Provider.IssueWorkloadSecretFor / RevokeWorkloadSecretFor with any resource
 // ID: the secret then serves the identities that resource carries.
 //
-// Issuing is guarded like assigning the identity to a resource: besides the
-// action the ARM core derives and checks
-// (Microsoft.ManagedIdentity/userAssignedIdentities/issueWorkloadSecret/action),
-// the caller must be allowed
+// Issuing and revoking are guarded like assigning the identity to a
+// resource: the ARM core checks
 // Microsoft.ManagedIdentity/userAssignedIdentities/assign/action on the
-// identity. Revoking needs only the derived
-// .../revokeWorkloadSecret/action.
+// identity for both (the type's ActionPermissions), which is what Managed
+// Identity Operator grants.
 //
 // Store prefix: rp/msi/
 package msi

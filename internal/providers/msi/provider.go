@@ -70,7 +70,10 @@ func (p *Provider) Namespace() string { return Namespace }
 // ResourceTypes lists the types served.
 func (p *Provider) ResourceTypes() []arm.ResourceType {
 	return []arm.ResourceType{
-		{Name: "userAssignedIdentities", APIVersions: APIVersions, Handler: arm.HandlerFunc(p.serveUserAssigned)},
+		{Name: "userAssignedIdentities", APIVersions: APIVersions, Handler: arm.HandlerFunc(p.serveUserAssigned),
+			// Issuing a workload secret is using the identity: what Managed
+			// Identity Operator grants as assign/action.
+			ActionPermissions: map[string]string{"issueWorkloadSecret": AssignAction, "revokeWorkloadSecret": AssignAction}},
 		{Name: "identities", APIVersions: APIVersions, Handler: arm.HandlerFunc(p.serveSystemAssigned)},
 	}
 }

@@ -136,13 +136,13 @@ func TestWorkloadSecretAuthorization(t *testing.T) {
 		{"ok/owner-at-group", authz.RoleOwner, rgPath(sub1, "rg1"), 200, ""},
 		{"ok/contributor-at-identity", authz.RoleContributor, id, 200, ""},
 		{"ok/custom-issue-and-assign", withBoth, id, 200, ""},
-		{"fail/no-role", "", "", 403, issueAction},
-		{"fail/reader", authz.RoleReader, rgPath(sub1, "rg1"), 403, issueAction},
-		{"fail/owner-of-other-group", authz.RoleOwner, rgPath(sub1, "rg2"), 403, issueAction},
+		{"fail/no-role", "", "", 403, AssignAction},
+		{"fail/reader", authz.RoleReader, rgPath(sub1, "rg1"), 403, AssignAction},
+		{"fail/owner-of-other-group", authz.RoleOwner, rgPath(sub1, "rg2"), 403, AssignAction},
 		{"fail/custom-without-assign", withoutAssign, id, 403, AssignAction},
-		// Managed Identity Operator grants assign/action but not the action
-		// the ARM core derives for this POST; see the package report.
-		{"fail/managed-identity-operator", authz.RoleManagedIdentityOperator, id, 403, issueAction},
+		// The ARM core checks assign/action for this POST (ActionPermissions),
+		// which is exactly what Managed Identity Operator grants.
+		{"ok/managed-identity-operator", authz.RoleManagedIdentityOperator, id, 200, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
