@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -143,7 +144,11 @@ func TestARMAuthorization(t *testing.T) {
 	})
 
 	t.Run("ok/list-for-scope", func(t *testing.T) {
-		for _, filter := range []*string{nil, to.Ptr("atScope()"), to.Ptr("principalId eq '" + sp.ObjectID + "'")} {
+		// The SDK sends this $filter without URL-encoding it (the spec marks
+		// it x-ms-skip-url-encoding), so callers encode it themselves; Azure
+		// too refuses raw spaces with 400 (Azure/azure-sdk-for-go#20847).
+		byPrincipal := url.QueryEscape("principalId eq '" + sp.ObjectID + "'")
+		for _, filter := range []*string{nil, to.Ptr("atScope()"), to.Ptr(byPrincipal)} {
 			found := false
 			pager := assignments.NewListForScopePager(vaultID, &armauthorization.RoleAssignmentsClientListForScopeOptions{Filter: filter})
 			for pager.More() {

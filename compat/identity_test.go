@@ -133,6 +133,24 @@ func TestManagedIdentityCredential(t *testing.T) {
 		}
 	})
 
+	t.Run("ok/select-by-resource-and-object-id", func(t *testing.T) {
+		for _, id := range []azidentity.ManagedIDKind{azidentity.ResourceID(*uai.ID), azidentity.ObjectID(principalID)} {
+			c, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+				ClientOptions: e.clientOptions(), ID: id,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.secretsClient(t, vaultName, c).GetSecret(ctx, "app-config", "", nil)
+			if err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+			if *res.Value != "mi-can-read" {
+				t.Errorf("%s: wrong value", id)
+			}
+		}
+	})
+
 	t.Run("fail/secrets-user-cannot-set", func(t *testing.T) {
 		_, err := client.SetSecret(ctx, "app-config", azsecrets.SetSecretParameters{Value: to.Ptr("nope")}, nil)
 		wantResponseError(t, "set as Secrets User", err, http.StatusForbidden, "Forbidden")

@@ -229,6 +229,26 @@ func TestSecretsClient(t *testing.T) {
 		wantResponseError(t, "get missing version", err, http.StatusNotFound, "SecretNotFound")
 	})
 
+	t.Run("ok/names-are-case-insensitive", func(t *testing.T) {
+		res, err := client.GetSecret(ctx, "DB-Password", v1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *res.Value != "first-value" {
+			t.Error("wrong value")
+		}
+	})
+
+	t.Run("fail/principal-without-role", func(t *testing.T) {
+		sp := e.createServicePrincipal(t, "compat-no-role")
+		other := e.secretsClient(t, vaultName, e.clientSecretCredential(t, sp.AppID, sp.Secret))
+		_, err := other.GetSecret(ctx, "db-password", "", nil)
+		wantResponseError(t, "get without a role", err, http.StatusForbidden, "Forbidden")
+		pager := other.NewListSecretPropertiesPager(nil)
+		_, err = pager.NextPage(ctx)
+		wantResponseError(t, "list without a role", err, http.StatusForbidden, "Forbidden")
+	})
+
 	t.Run("ok/delete-get-deleted-list-deleted", func(t *testing.T) {
 		del, err := client.DeleteSecret(ctx, "db-password", nil)
 		if err != nil {

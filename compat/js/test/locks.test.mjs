@@ -190,7 +190,7 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
     assert.equal(lock.id.toLowerCase(), `${subId}/providers/Microsoft.Authorization/locks/sub-lock`.toLowerCase());
     assert.equal(lock.level, "CanNotDelete");
 
-    // Re-PUT updates in place (200), level change included.
+    // A second PUT updates the lock in place.
     const updated = await locks.managementLocks.createOrUpdateAtSubscriptionLevel("sub-lock", {
       level: "CanNotDelete",
       notes: "updated",
@@ -204,8 +204,8 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
     await armExpect(kh, "DELETE", `${rgId}?api-version=2021-04-01`, undefined, 409, "ScopeLocked");
 
     await locks.managementLocks.deleteAtSubscriptionLevel("sub-lock");
-    const after = await collect(locks.managementLocks.listAtSubscriptionLevel());
-    assert.ok(!after.some((l) => l.name === "sub-lock"), "sub-lock gone");
+    const remaining = await collect(locks.managementLocks.listAtSubscriptionLevel());
+    assert.ok(!remaining.some((l) => l.name === "sub-lock"), "sub-lock gone");
     await rejectsWith(locks.managementLocks.getAtSubscriptionLevel("sub-lock"), 404, "LockNotFound");
 
     const del = await kh.arm("DELETE", `${rgId}?api-version=2021-04-01`);
