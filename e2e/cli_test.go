@@ -46,7 +46,9 @@ func TestCLISecretLifecycle(t *testing.T) {
 	if got := strings.TrimSpace(kh("keyvault", "create", "--name", "clivault", "--resource-group", "rg1", "--location", "local", "--query", "properties.vaultUri", "-o", "tsv")); got != s.VaultURL("clivault") {
 		t.Fatalf("vaultUri %q", got)
 	}
-	kv := func(args ...string) string { return kh(append([]string{"keyvault", "secret"}, append(args, "--vault-name", "clivault")...)...) }
+	kv := func(args ...string) string {
+		return kh(append([]string{"keyvault", "secret"}, append(args, "--vault-name", "clivault")...)...)
+	}
 
 	v1 := strings.TrimSpace(kv("set", "--name", "db", "--value", "first", "--query", "id", "-o", "tsv"))
 	kv("set", "--name", "db", "--value", "second", "--content-type", "text/plain", "--tags", "env=test", "team=core", "-o", "none")
