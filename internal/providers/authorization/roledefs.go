@@ -119,8 +119,7 @@ func (p *Provider) putDefinition(ctx context.Context, req *arm.Request, scope ar
 	}
 	perms := make([]authz.Permission, 0, len(props.Permissions))
 	for _, pm := range props.Permissions {
-		perms = append(perms, authz.Permission{Actions: pm.Actions, NotActions: pm.NotActions,
-			DataActions: pm.DataActions, NotDataActions: pm.NotDataActions})
+		perms = append(perms, authz.Permission(pm))
 	}
 	d, _, err := p.engine.PutRoleDefinition(ctx, authz.RoleDefinition{ID: name, RoleName: props.RoleName,
 		Description: props.Description, Permissions: perms, AssignableScopes: props.AssignableScopes}, objectID(req))

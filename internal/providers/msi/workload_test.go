@@ -212,6 +212,7 @@ func TestIssueWorkloadSecretFor(t *testing.T) {
 		var buf bytes.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).Info("issued", "ws", *ws, "wsp", ws)
 		slog.New(slog.NewTextHandler(&buf, nil)).Info("issued", "ws", *ws)
+		//lint:ignore S1025 the test is that every formatting verb hides the secret
 		for _, s := range []string{fmt.Sprint(ws), fmt.Sprintf("%+v", *ws), fmt.Sprintf("%#v", *ws), fmt.Sprintf("%s", ws), buf.String()} {
 			if strings.Contains(s, ws.IdentityHeader) {
 				t.Fatalf("secret rendered: %s", s)
