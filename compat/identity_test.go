@@ -166,8 +166,9 @@ func TestManagedIdentityCredential(t *testing.T) {
 		}
 		// A scope no other credential asked for, so no cached token answers.
 		_, err = bad.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{e.base + "/.default"}})
-		if err == nil {
-			t.Fatal("wrong IDENTITY_HEADER still got a token")
+		var afe *azidentity.AuthenticationFailedError
+		if !errors.As(err, &afe) || afe.RawResponse == nil || afe.RawResponse.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong IDENTITY_HEADER: want 401 AuthenticationFailedError, got %T: %v", err, err)
 		}
 	})
 
