@@ -50,6 +50,9 @@ type accessClaims struct {
 	Jti               string `json:"jti"`
 	Ver               string `json:"ver"`
 	XmsMirid          string `json:"xms_mirid,omitempty"`
+	// XmsKhTrusted marks a token issued in process for a trusted platform
+	// service (see Trusted); no OAuth grant ever sets it.
+	XmsKhTrusted bool `json:"xms_kh_trusted,omitempty"`
 }
 
 // idClaims are the claims of an ID token. It has no idtyp, so Verify never
@@ -74,7 +77,20 @@ type issueParams struct {
 	clientID string // users: the client the user signed in through
 	scp      string // users: delegated scopes
 	azpacr   string // "0" public client, "1" secret, "2" certificate
+	trusted  bool   // xms_kh_trusted (IssueToken with Trusted only)
 }
+
+// IssueOption adjusts a token signed by IssueToken.
+type IssueOption func(*issueParams)
+
+// Trusted marks the token as presented by a trusted platform service acting
+// for the principal (the claim xms_kh_trusted): Verify then sets
+// principal.Platform, so a vault firewall with bypass AzureServices admits
+// it, as Azure admits its trusted services. Only in-process callers of
+// IssueToken can ask for it (the rotation engine, delivering through a
+// cluster manager's identity); no OAuth grant sets it, and it is refused for
+// users. The claim is covered by the token signature like every other.
+func Trusted() IssueOption { return func(ip *issueParams) { ip.trusted = true } }
 
 func validAudience(a string) error {
 	if a == "" || len(a) > maxAudienceLen || strings.ContainsAny(a, " \t\r\n") {
@@ -94,7 +110,7 @@ func (s *Service) issueAccess(ctx context.Context, p *principalRecord, ip issueP
 	jti := randomToken(16)
 	c := accessClaims{Aud: ip.audience, Iss: s.Issuer(p.TenantID), Iat: now.Unix(), Nbf: now.Unix(), Exp: exp.Unix(),
 		Oid: p.ObjectID, Sub: p.ObjectID, Tid: p.TenantID, Name: p.DisplayName, Uti: jti, Jti: jti, Ver: "2.0",
-		AzpACR: ip.azpacr}
+		AzpACR: ip.azpacr, XmsKhTrusted: ip.trusted}
 	switch p.Kind {
 	case principal.User:
 		c.Idtyp = "user"
@@ -131,8 +147,9 @@ func (s *Service) issueID(ctx context.Context, p *principalRecord, clientID stri
 
 // IssueToken issues an access token for the principal objectID, in process
 // (no credential): the rotation engine uses it for managed identities. A
-// user's token names the platform application as its client.
-func (s *Service) IssueToken(ctx context.Context, objectID, audience string) (string, time.Time, error) {
+// user's token names the platform application as its client. Options (e.g.
+// Trusted) adjust the token; calls without options behave as before.
+func (s *Service) IssueToken(ctx context.Context, objectID, audience string, opts ...IssueOption) (string, time.Time, error) {
 	if err := validAudience(audience); err != nil {
 		return "", time.Time{}, err
 	}
@@ -144,6 +161,14 @@ func (s *Service) IssueToken(ctx context.Context, objectID, audience string) (st
 		return "", time.Time{}, azerr.Forbidden("The principal '%s' is disabled.", p.ObjectID)
 	}
 	ip := issueParams{audience: audience}
+	for _, o := range opts {
+		if o != nil {
+			o(&ip)
+		}
+	}
+	if ip.trusted && p.Kind == principal.User {
+		return "", time.Time{}, azerr.BadParameter("A trusted-service token cannot be issued for a user.")
+	}
 	if p.Kind == principal.User {
 		if b, err := s.platformInfo(ctx); err == nil && b != nil {
 			ip.clientID = b.PlatformAppID
@@ -167,6 +192,7 @@ type verifyClaims struct {
 	AppID    string           `json:"appid"`
 	Idtyp    string           `json:"idtyp"`
 	XmsMirid string           `json:"xms_mirid"`
+	Trusted  bool             `json:"xms_kh_trusted"`
 }
 
 func tokenErr(code, msg string) *azerr.Error {
@@ -273,6 +299,10 @@ func (s *Service) Verify(ctx context.Context, raw string) (*principal.Principal,
 		// Only the platform's own service principal is trusted as the
 		// platform: a user signing in through the platform's client id is not.
 		out.Platform = p.Kind == principal.ServicePrincipal && p.ObjectID == b.PlatformSPID
+	}
+	if c.Trusted && p.Kind != principal.User {
+		// Signed by us and only ever set by IssueToken(..., Trusted()).
+		out.Platform = true
 	}
 	return out, nil
 }
