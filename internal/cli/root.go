@@ -211,7 +211,13 @@ func classify(err error) (int, string) {
 		if ae.Code == "" {
 			return 1, ae.Message
 		}
-		return 1, "(" + ae.Code + ") " + ae.Message
+		msg := "(" + ae.Code + ") " + ae.Message
+		if ae.Inner != "" {
+			// As azure-core prints it, so scripts that grep for the inner
+			// code (ForbiddenByFirewall, ForbiddenByRbac) work alike.
+			msg += "\nInner error: {\n    \"code\": \"" + ae.Inner + "\"\n}"
+		}
+		return 1, msg
 	}
 	msg := err.Error()
 	for _, p := range cobraUsagePrefixes {
