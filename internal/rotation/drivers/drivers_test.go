@@ -1,0 +1,329 @@
+package drivers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyhaven/keyhaven/internal/testutil/redfishtest"
+)
+
+func TestRegistryFor(t *testing.T) {
+	r, err := New(Options{AllowPlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, endpoint string
+		want           string
+	}{
+		{"ok/platform", "", "drivers.Platform"},
+		{"ok/redfish-https", "redfish+https://10.0.0.1:443", "*drivers.Redfish"},
+		{"ok/redfish-http", "REDFISH+HTTP://bmc", "*drivers.Redfish"},
+		{"ok/postgres", "postgres://db:5432/app", "*drivers.Postgres"},
+		{"ok/postgresql", "postgresql://db/app", "*drivers.Postgres"},
+		{"fail/unknown-scheme", "ssh://host", ""},
+		{"fail/no-scheme", "host:22", ""},
+		{"fail/too-long", "redfish+https://" + strings.Repeat("a", MaxEndpointLen), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := r.For(tc.endpoint)
+			if tc.want == "" {
+				if !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("want ErrUnsupported, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := typeName(d); got != tc.want {
+				t.Fatalf("driver %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func typeName(d Driver) string {
+	switch d.(type) {
+	case Platform:
+		return "drivers.Platform"
+	case *Redfish:
+		return "*drivers.Redfish"
+	case *Postgres:
+		return "*drivers.Postgres"
+	}
+	return "?"
+}
+
+func TestRedfish(t *testing.T) {
+	ctx := context.Background()
+	bmc := redfishtest.New(t, map[string]string{"root": "initial-pass-1", "operator": "operator-pass"})
+	d, err := NewRedfish(Options{RootCAs: bmc.CertPool(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("ok/login", func(t *testing.T) {
+		if err := d.Login(ctx, bmc.Endpoint, "root", []byte("initial-pass-1")); err != nil {
+			t.Fatal(err)
+		}
+		if n := bmc.Sessions(); n != 0 {
+			t.Fatalf("%d sessions left open", n)
+		}
+	})
+	t.Run("fail/login-wrong-password", func(t *testing.T) {
+		err := d.Login(ctx, bmc.Endpoint, "root", []byte("wrong-password"))
+		if !errors.Is(err, ErrRejected) {
+			t.Fatalf("want ErrRejected, got %v", err)
+		}
+		if strings.Contains(err.Error(), "wrong-password") {
+			t.Fatal("error quotes the password")
+		}
+	})
+	t.Run("ok/set-then-verify", func(t *testing.T) {
+		if err := d.Set(ctx, bmc.Endpoint, "root", []byte("initial-pass-1"), []byte("Next-Pass-2!")); err != nil {
+			t.Fatal(err)
+		}
+		if got := bmc.Password("root"); got != "Next-Pass-2!" {
+			t.Fatal("BMC password not changed")
+		}
+		if bmc.Password("operator") != "operator-pass" {
+			t.Fatal("another account changed")
+		}
+		if err := d.Login(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!")); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Login(ctx, bmc.Endpoint, "root", []byte("initial-pass-1")); !errors.Is(err, ErrRejected) {
+			t.Fatalf("old password still accepted: %v", err)
+		}
+		if n := bmc.Sessions(); n != 0 {
+			t.Fatalf("%d sessions left open", n)
+		}
+	})
+	t.Run("fail/set-with-stale-current", func(t *testing.T) {
+		err := d.Set(ctx, bmc.Endpoint, "root", []byte("initial-pass-1"), []byte("Another-Pass-3"))
+		if !errors.Is(err, ErrRejected) {
+			t.Fatalf("want ErrRejected, got %v", err)
+		}
+	})
+	t.Run("fail/set-policy-refused", func(t *testing.T) {
+		err := d.Set(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!"), []byte("short"))
+		if err == nil || errors.Is(err, ErrRejected) || strings.Contains(err.Error(), "short") {
+			t.Fatalf("want a policy error without the value, got %v", err)
+		}
+	})
+	t.Run("fail/no-such-user", func(t *testing.T) {
+		if err := d.Login(ctx, bmc.Endpoint, "nobody", []byte("x")); !errors.Is(err, ErrRejected) {
+			t.Fatalf("want ErrRejected, got %v", err)
+		}
+	})
+	t.Run("fail/unreachable", func(t *testing.T) {
+		bmc.SetDown(true)
+		defer bmc.SetDown(false)
+		err := d.Login(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!"))
+		if err == nil || errors.Is(err, ErrRejected) {
+			t.Fatalf("want a non-rejection error, got %v", err)
+		}
+	})
+	t.Run("fail/untrusted-certificate", func(t *testing.T) {
+		other, err := NewRedfish(Options{Timeout: 5 * time.Second}) // system roots only
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = other.Login(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!"))
+		if err == nil || errors.Is(err, ErrRejected) {
+			t.Fatalf("want a TLS error, got %v", err)
+		}
+	})
+	t.Run("ok/pinned-self-signed", func(t *testing.T) {
+		pinned, err := NewRedfish(Options{PinnedCerts: [][]byte{bmc.Certificate().Raw}, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pinned.Login(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("fail/pinned-other-certificate", func(t *testing.T) {
+		// A different pinned certificate and no RootCAs: the chain check
+		// against the system roots fails.
+		pinned, err := NewRedfish(Options{PinnedCerts: [][]byte{[]byte("not a certificate")}, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pinned.Login(ctx, bmc.Endpoint, "root", []byte("Next-Pass-2!")); err == nil || errors.Is(err, ErrRejected) {
+			t.Fatalf("want a TLS error, got %v", err)
+		}
+	})
+	t.Run("fail/plain-http-not-enabled", func(t *testing.T) {
+		err := d.Login(ctx, "redfish+http://127.0.0.1:1", "root", []byte("x"))
+		if !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("want ErrUnsupported, got %v", err)
+		}
+	})
+	t.Run("fail/endpoint-with-path-or-userinfo", func(t *testing.T) {
+		for _, ep := range []string{bmc.Endpoint + "/redfish/v1", "redfish+https://u:p@127.0.0.1:1", bmc.Endpoint + "?x=1"} {
+			if err := d.Login(ctx, ep, "root", []byte("x")); !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("%s: want ErrUnsupported, got %v", ep, err)
+			}
+		}
+	})
+}
+
+func TestRedfishRefusesForeignReferences(t *testing.T) {
+	d := &Redfish{}
+	base := "https://bmc:443"
+	cases := []struct {
+		name, ref string
+		ok        bool
+	}{
+		{"ok/path", "/redfish/v1/AccountService/Accounts/2", true},
+		{"ok/absolute-same-origin", "https://bmc:443/redfish/v1/AccountService/Accounts/2", true},
+		{"fail/other-host", "https://evil:443/redfish/v1/AccountService/Accounts/2", false},
+		{"fail/scheme-relative", "//evil/redfish/v1/AccountService/Accounts/2", false},
+		{"fail/outside-prefix", "/redfish/v1/Systems/1", false},
+		{"fail/dotdot", "/redfish/v1/AccountService/Accounts/../../Systems", false},
+		{"fail/collection-itself", "/redfish/v1/AccountService/Accounts/", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := d.samePath(base, tc.ref, redfishAccounts+"/"); ok != tc.ok {
+				t.Fatalf("samePath(%q) = %v, want %v", tc.ref, ok, tc.ok)
+			}
+		})
+	}
+}
+
+func TestPlatform(t *testing.T) {
+	var p Platform
+	if err := p.Login(context.Background(), "", "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Set(context.Background(), "", "x", nil, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScramVerifier(t *testing.T) {
+	salt, _ := base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
+	cases := []struct {
+		name, password, want string
+		fail                 bool
+	}{
+		// Expected value computed independently (Python hashlib/hmac) for
+		// the RFC 7677 example password and salt.
+		{name: "ok/rfc7677-example", password: "pencil",
+			want: "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="},
+		{name: "fail/empty", password: "", fail: true},
+		{name: "fail/non-ascii", password: "pässword", fail: true},
+		{name: "fail/control", password: "a\nb", fail: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := scramVerifier([]byte(tc.password), salt)
+			if tc.fail {
+				if err == nil {
+					t.Fatal("want error")
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
+	}
+	if quoteLiteral("a'b") != "'a''b'" {
+		t.Fatal("quoteLiteral does not double quotes")
+	}
+}
+
+// TestPostgres rotates a throwaway role on the real local PostgreSQL. The
+// local server uses trust authentication (any password logs in), so the
+// stored SCRAM verifier is checked through pg_authid as the superuser.
+func TestPostgres(t *testing.T) {
+	dsn := os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("KEYHAVEN_TEST_POSTGRES_DSN is not set; skipping the PostgreSQL driver test")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	role := "kh_rot_" + hex.EncodeToString(b) + "-Mixed" // needs quoting
+	ident := pgx.Identifier{role}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+ident+" LOGIN PASSWORD 'first-pass-1'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident) })
+
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "postgres://" + cfg.Host + ":" + strconv.Itoa(int(cfg.Port)) + "/" + cfg.Database + "?sslmode=disable"
+	d := NewPostgres(Options{Timeout: 5 * time.Second})
+
+	stored := func() string {
+		var v string
+		if err := admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", role).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	matches := func(password string) bool {
+		v := stored()
+		parts := strings.SplitN(strings.TrimPrefix(v, "SCRAM-SHA-256$4096:"), "$", 2)
+		salt, err := base64.StdEncoding.DecodeString(parts[0])
+		if err != nil {
+			t.Fatalf("unexpected verifier format")
+		}
+		want, err := scramVerifier([]byte(password), salt)
+		return err == nil && want == v
+	}
+
+	t.Run("ok/login", func(t *testing.T) {
+		if err := d.Login(ctx, endpoint, role, []byte("first-pass-1")); err != nil {
+			t.Fatal(err)
+		}
+		if !matches("first-pass-1") {
+			t.Fatal("server-computed verifier differs from ours for the same password and salt")
+		}
+	})
+	t.Run("ok/set", func(t *testing.T) {
+		next := "N3w-pass'word;DROP"
+		if err := d.Set(ctx, endpoint, role, []byte("first-pass-1"), []byte(next)); err != nil {
+			t.Fatal(err)
+		}
+		if !matches(next) || matches("first-pass-1") {
+			t.Fatal("stored verifier does not match the new password")
+		}
+		if err := d.Login(ctx, endpoint, role, []byte(next)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("fail/unknown-role", func(t *testing.T) {
+		err := d.Login(ctx, endpoint, role+"-missing", []byte("x"))
+		if err == nil {
+			t.Fatal("login as a missing role succeeded")
+		}
+	})
+	t.Run("fail/endpoint", func(t *testing.T) {
+		if err := d.Login(ctx, "postgres://%zz", role, []byte("x")); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("want ErrUnsupported, got %v", err)
+		}
+	})
+}
