@@ -1,0 +1,26 @@
+// Package audit owns keyhaven's audit log: one event per request, in Azure
+// Key Vault's AuditEvent shape, hash-chained per stream (one stream per
+// resource ID, "global" for requests that name none), written durably before
+// the response leaves (fail closed by default), shipped asynchronously to
+// sinks (diagnostic settings) from persisted cursors, and served back through
+// a small authorized HTTP API: query, verify, insights and HMAC.
+//
+// It never sees a secret value: events are built from request metadata the
+// handlers record in principal.Info, the request line (path and api-version
+// only) and the response status. Bodies, headers other than User-Agent, query
+// values and tokens never enter an event. Where a value must be identified,
+// callers use (*Log).HMAC with the per-deployment audit key.
+//
+// Store layout (prefix audit/, owned here):
+//
+//	audit/key                          the HMAC key, sealed (scope "sys")
+//	audit/heads/{stream}               head of a stream: last seq and hash
+//	audit/events/{stream}/{seq:020d}   one event, canonical JSON
+//	audit/stime/{stream}/{ns:020d}-{seq:020d}   per-stream time index
+//	audit/time/{ns:020d}-{stream}-{seq:020d}    global time index
+//	audit/cursors/{sink}/{stream}      last seq a sink received
+//	audit/lease/shipper                which replica ships right now
+//
+// Stream names are "global" or "r" + 32 hex digits of SHA-256 of the lower-
+// cased resource ID, so a key never carries a raw resource ID.
+package audit
