@@ -112,7 +112,7 @@ func (l *Log) serveAPI(w http.ResponseWriter, r *http.Request, dec authz.Decider
 			}
 		}
 		if err := f.Validate(); err != nil {
-			return azerr.BadParameter("%s", err.Error())
+			return err
 		}
 		if err := l.authorize(r, dec, info, scopeOf(rid)); err != nil {
 			return err

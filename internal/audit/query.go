@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -40,20 +41,20 @@ type Filter struct {
 func (f *Filter) Validate() error {
 	for _, s := range []string{f.Operation, f.Caller, f.Result} {
 		if len(s) > maxFilterLen {
-			return fmt.Errorf("a filter value is longer than %d characters", maxFilterLen)
+			return azerr.BadParameter("A filter value is longer than %d characters.", maxFilterLen)
 		}
 	}
 	if len(f.ResourceID) > maxObjectID || len(f.SkipToken) > 4096 {
-		return errors.New("a parameter is too long")
+		return azerr.BadParameter("A parameter is too long.")
 	}
 	if f.Top < 0 || f.Top > MaxTop {
-		return fmt.Errorf("top must be between 1 and %d", MaxTop)
+		return azerr.BadParameter("top must be between 1 and %d.", MaxTop)
 	}
 	if f.Top == 0 {
 		f.Top = DefaultTop
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return errors.New("the start time must be before the end time")
+		return azerr.BadParameter("The start time must be before the end time.")
 	}
 	return nil
 }
