@@ -50,7 +50,7 @@ func (p *Provider) parseBlobScope(ctx context.Context, r store.Reader, req *arm.
 	return a, s, nil
 }
 
-func (s blobScope) serviceID() arm.ResourceID  { return s.account.Child("blobServices", "default") }
+func (s blobScope) serviceID() arm.ResourceID   { return s.account.Child("blobServices", "default") }
 func (s blobScope) containerID(c string) string { return s.serviceID().Child("containers", c).String() }
 func (s blobScope) blobResID(c, id string) string {
 	return s.serviceID().Child("containers", c).Child("blobs", id).String()
