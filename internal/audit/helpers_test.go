@@ -68,15 +68,17 @@ type env struct {
 	path string
 	clk  *clock.Fake
 	log  *Log
-	key  []byte
-	logs *syncBuffer
+	key    []byte
+	sealer *seal.Envelope
+	logs   *syncBuffer
 }
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	st, path := newStore(t)
 	e := &env{st: st, path: path, clk: clock.NewFake(t0), logs: &syncBuffer{}}
-	key, err := LoadOrCreateKey(context.Background(), st, newSealer(t, st))
+	e.sealer = newSealer(t, st)
+	key, err := LoadOrCreateKey(context.Background(), st, e.sealer)
 	if err != nil {
 		t.Fatal(err)
 	}
