@@ -136,7 +136,9 @@ func TestHandlerRefusesWithoutAudience(t *testing.T) {
 func TestHandlerEventsPaging(t *testing.T) {
 	e := newEnv(t, Options{})
 	dataset(t, e.log)
-	allow := deciderFunc(func(context.Context, authz.Request) (authz.Decision, error) { return authz.Decision{Allowed: true}, nil })
+	allow := deciderFunc(func(context.Context, authz.Request) (authz.Decision, error) {
+		return authz.Decision{Allowed: true}, nil
+	})
 	h := e.log.Handler(allow)
 	next := "/audit/events?resourceId=" + url.QueryEscape(testVault) + "&top=4"
 	var seqs []int64
@@ -164,5 +166,6 @@ func TestHandlerEventsPaging(t *testing.T) {
 
 type deciderFunc func(context.Context, authz.Request) (authz.Decision, error)
 
-func (f deciderFunc) Decide(ctx context.Context, r authz.Request) (authz.Decision, error) { return f(ctx, r) }
-
+func (f deciderFunc) Decide(ctx context.Context, r authz.Request) (authz.Decision, error) {
+	return f(ctx, r)
+}

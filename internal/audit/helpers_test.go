@@ -64,10 +64,10 @@ func newSealer(t testing.TB, st store.Store) *seal.Envelope {
 
 // env is one audit log over a real SQLite store and a real envelope.
 type env struct {
-	st   store.Store
-	path string
-	clk  *clock.Fake
-	log  *Log
+	st     store.Store
+	path   string
+	clk    *clock.Fake
+	log    *Log
 	key    []byte
 	sealer *seal.Envelope
 	logs   *syncBuffer
