@@ -286,8 +286,12 @@ func TestClusterManagerLinkForms(t *testing.T) {
 		name string
 		mod  func(b, p map[string]any)
 	}{
-		{"ok/custom-location", func(b, _ map[string]any) { b["extendedLocation"] = map[string]any{"name": cl, "type": "CustomLocation"} }},
-		{"ok/manager-id", func(b, _ map[string]any) { b["extendedLocation"] = map[string]any{"name": cmPath("cm1"), "type": "CustomLocation"} }},
+		{"ok/custom-location", func(b, _ map[string]any) {
+			b["extendedLocation"] = map[string]any{"name": cl, "type": "CustomLocation"}
+		}},
+		{"ok/manager-id", func(b, _ map[string]any) {
+			b["extendedLocation"] = map[string]any{"name": cmPath("cm1"), "type": "CustomLocation"}
+		}},
 		{"ok/cluster-manager-id-property", func(b, p map[string]any) { delete(b, "extendedLocation"); p["clusterManagerId"] = cmPath("cm1") }},
 	}
 	for i, tc := range tests {

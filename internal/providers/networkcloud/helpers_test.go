@@ -38,10 +38,14 @@ func rgPath(rg string) string { return "/subscriptions/" + sub1 + "/resourceGrou
 func ncPath(rg, typ, name string) string {
 	return rgPath(rg) + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name
 }
-func cmPath(name string) string      { return ncPath("rg1", "clusterManagers", name) }
-func clPath(name string) string      { return ncPath("rg1", "clusters", name) }
-func uaiID(name string) string       { return rgPath("rg1") + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name }
-func vaultID(rg, name string) string { return rgPath(rg) + "/providers/Microsoft.KeyVault/vaults/" + name }
+func cmPath(name string) string { return ncPath("rg1", "clusterManagers", name) }
+func clPath(name string) string { return ncPath("rg1", "clusters", name) }
+func uaiID(name string) string {
+	return rgPath("rg1") + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name
+}
+func vaultID(rg, name string) string {
+	return rgPath(rg) + "/providers/Microsoft.KeyVault/vaults/" + name
+}
 
 // allowAll is the Decider of these tests: authorization is not under test.
 type allowAll struct{}
