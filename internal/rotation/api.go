@@ -80,6 +80,10 @@ func (e *Service) UpsertTargets(ctx context.Context, targets []Target) error {
 		now := e.clk.Now().UTC()
 		err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 			rec, ver, err := getCred(ctx, tx, id)
+			var prev time.Time // a new record has no due entry yet
+			if err == nil {
+				prev = rec.NextAt
+			}
 			if errors.Is(err, store.ErrNotFound) {
 				rec = &credRecord{ID: id, Phase: phaseIdle, ClusterID: t.ClusterID, OwnerID: t.OwnerID, Kind: t.Kind,
 					Current: initial, NextAt: now}
@@ -93,7 +97,6 @@ func (e *Service) UpsertTargets(ctx context.Context, targets []Target) error {
 			} else if err != nil {
 				return err
 			}
-			prev := rec.NextAt
 			rec.OwnerName, rec.Endpoint, rec.Username = t.OwnerName, t.Endpoint, t.Username
 			rec.RotationPeriodDays, rec.ExpirePeriodDays = t.RotationPeriodDays, t.ExpirePeriodDays
 			if initial != nil && ver != store.Absent && (rec.Current == nil || rec.Phase == phaseHalted) {
