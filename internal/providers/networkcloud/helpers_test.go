@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -180,7 +181,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Wait)
 	kv := keyvault.New(st, clk, keyvault.Options{VaultDomain: "vault.localhost", VaultPort: 8443})
 	srv.Register(kv)
-	p := New(st, clk, ids, kv, Options{VaultDomain: "vault.localhost", VaultPort: 8443, Tenants: srv})
+	p := New(st, clk, ids, kv, Options{VaultDomain: "vault.localhost", VaultPort: 8443, Tenants: srv, Logger: slog.New(slog.DiscardHandler)})
 	eng := newFakeEngine()
 	p.SetEngine(eng)
 	srv.Register(p)
@@ -344,4 +345,14 @@ func jsonEqual(t *testing.T, got any, want string) {
 	if string(gb) != string(wb) {
 		t.Fatalf("got  %s\nwant %s", gb, wb)
 	}
+}
+
+type storeTx = store.Tx
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
