@@ -21,6 +21,13 @@
 //	audit/cursors/{sink}/{stream}      last seq a sink received
 //	audit/lease/shipper                which replica ships right now
 //
+// Wiring (server): key := LoadOrCreateKey(ctx, st, sealer); log := New(st,
+// clk, Options{Key, Sinks: {insights provider}, APIAudience: base URL});
+// chain instrument → authenticate → log.Middleware → route (and the same
+// around the managed-identity listener's handler); route the first path
+// segment "audit" on the main host to log.Handler(authz engine); register
+// log.Collectors(); run log.RunShipper(ctx) in the background.
+//
 // Stream names are "global" or "r" + 32 hex digits of SHA-256 of the lower-
 // cased resource ID, so a key never carries a raw resource ID.
 package audit
