@@ -206,8 +206,7 @@ func checkID(field, id, typ string) error {
 }
 
 // validate normalizes props (canonical category names) and checks them
-// against the resource type and Azure's rules. It returns the categories
-// each log entry selects, enabled ones only.
+// against the resource type and Azure's rules.
 func (p *Provider) validate(ctx context.Context, req *arm.Request, lc LogCategories, props *Properties) error {
 	if props.StorageAccountID == "" && props.WorkspaceID == "" && props.EventHubAuthorizationRuleID == "" && props.MarketplacePartnerID == "" {
 		return badRequest("At least one storage account, event hub, workspace or partner solution destination must be specified.")
@@ -478,17 +477,34 @@ func (p *Provider) applyRetention(ctx context.Context, lc LogCategories, old, ne
 	return errors.Join(errs...)
 }
 
+// owner returns the resource whose settings govern events of resourceID:
+// the ID itself when settings may be put on its type, else the top-level
+// resource it belongs to (events of ".../vaults/v/secrets/s" or of an
+// extension under the vault are the vault's, as in Azure's logs).
+func (p *Provider) owner(resourceID string) (arm.ResourceID, LogCategories, bool, error) {
+	id, err := arm.ParseResourceID(resourceID)
+	if err != nil {
+		return id, LogCategories{}, false, err
+	}
+	if lc, ok := p.categoriesFor(id); ok {
+		return id, lc, true, nil
+	}
+	if len(id.Providers) == 0 || len(id.Providers[0].Names) == 0 {
+		return id, LogCategories{}, false, nil
+	}
+	b := id.Providers[0]
+	top := arm.NewResourceID(id.SubscriptionID, id.ResourceGroup, b.Namespace, b.Types[0], b.Names[0])
+	lc, ok := p.categoriesFor(top)
+	return top, lc, ok, nil
+}
+
 // DestinationsFor lists the storage accounts that resourceID's diagnostic
 // settings send logs to, with the enabled categories of each. A resource
 // without settings has none.
 func (p *Provider) DestinationsFor(ctx context.Context, resourceID string) ([]Destination, error) {
-	scope, err := arm.ParseResourceID(resourceID)
-	if err != nil {
+	scope, lc, ok, err := p.owner(resourceID)
+	if err != nil || !ok {
 		return nil, err
-	}
-	lc, ok := p.categoriesFor(scope)
-	if !ok {
-		return nil, nil
 	}
 	recs, err := p.list(ctx, p.st, scope.String())
 	if err != nil {
@@ -520,7 +536,9 @@ func (p *Provider) DestinationsFor(ctx context.Context, resourceID string) ([]De
 }
 
 // Ship appends one event of resourceID (a JSON object) to every storage
-// account whose setting enables category, in the hour blob of eventTime.
+// account whose setting enables category, in the hour blob of eventTime
+// (audit.Sink). Events of a child or extension of a resource go to the
+// resource's destinations and blob.
 // A resource without a matching setting ships nothing and returns nil. A
 // destination account that no longer exists is skipped, as Azure drops logs
 // for a deleted destination; other failures are returned for a retry (and
@@ -537,7 +555,7 @@ func (p *Provider) Ship(ctx context.Context, resourceID, category string, eventJ
 		return nil
 	}
 	line.WriteByte('\n')
-	scope, _ := arm.ParseResourceID(resourceID)
+	scope, _, _, _ := p.owner(resourceID)
 	path := BlobPath(scope.String(), eventTime)
 	var errs []error
 	for _, d := range dests {

@@ -6,7 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhaven/keyhaven/internal/audit"
 	"github.com/keyhaven/keyhaven/internal/azerr"
+)
+
+// The audit log ships through the provider.
+var (
+	_ audit.Sink  = (*Provider)(nil)
+	_ audit.Namer = (*Provider)(nil)
 )
 
 func TestSettingValidation(t *testing.T) {
@@ -222,6 +229,17 @@ func TestDestinationsAndShip(t *testing.T) {
 	t.Run("fail/policy category not in setting audit", func(t *testing.T) {
 		if _, err := e.sp.ListBlobs(e.ctx, acct, "insights-logs-azurepolicyevaluationdetails", ""); azerr.From(err).Code != "ContainerNotFound" {
 			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("ok/child and extension events go to the vault's blob", func(t *testing.T) {
+		for _, rid := range []string{strings.ToUpper(kv) + "/SECRETS/S1", settingPath(kv, "audit")} {
+			if err := e.ip.Ship(e.ctx, rid, "AuditEvent", []byte(`{"child":true}`), at.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := e.sp.ReadBlob(e.ctx, acct, "insights-logs-auditevent", upper+"/y=2026/m=03/d=01/h=10/m=00/PT1H.json")
+		if err != nil || string(got) != "{\"child\":true}\n{\"child\":true}\n" {
+			t.Fatalf("ReadBlob = %q, %v", got, err)
 		}
 	})
 	t.Run("ok/vault without setting ships nothing", func(t *testing.T) {
