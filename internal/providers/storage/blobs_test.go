@@ -383,3 +383,49 @@ func TestAccountDeleteRemovesData(t *testing.T) {
 		t.Fatalf("ListBlobs on new account: %v", err)
 	}
 }
+
+func TestConcurrentAppends(t *testing.T) {
+	e := newEnv(t)
+	id := e.createAccount(sub1, "rg1", "busy1")
+	const writers, each = 8, 10
+	errs := make(chan error, writers*each)
+	done := make(chan struct{})
+	for w := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				errs <- e.sp.AppendBlob(e.ctx, id, "logs", "h.json", fmt.Appendf(nil, "w%d-%d\n", w, i))
+			}
+		}()
+	}
+	for range writers {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.sp.ReadBlob(e.ctx, id, "logs", "h.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+	if len(lines) != writers*each {
+		t.Fatalf("%d lines, want %d", len(lines), writers*each)
+	}
+	// Each writer's lines keep their order.
+	next := map[string]int{}
+	for _, l := range lines {
+		var w, i int
+		if _, err := fmt.Sscanf(l, "w%d-%d", &w, &i); err != nil {
+			t.Fatalf("line %q", l)
+		}
+		key := fmt.Sprint(w)
+		if i != next[key] {
+			t.Fatalf("writer %d: line %d after %d", w, i, next[key])
+		}
+		next[key]++
+	}
+}
