@@ -60,6 +60,7 @@ type env struct {
 	sub, vaultID, vaultName string
 	cmID                    string // cluster manager resource ID
 	cm                      *identity.ManagedIdentity
+	reader                  string // object id of a secrets reader SP
 }
 
 func openSQLite(t testing.TB, path string) store.Store {
@@ -233,15 +234,19 @@ func (e *env) runOnce(s *Service) int {
 // readSecret reads a secret version through the data plane as a reader SP.
 func (e *env) readSecret(vaultName, name, version string) (value, contentType string, tags map[string]string) {
 	e.t.Helper()
-	_, sp, err := e.ids.CreateApplication(e.ctx, "", "reader-"+uuid.NewString()[:8])
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	info, err := e.dir.LookupVault(e.ctx, vaultName)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.assign(sp.ObjectID, authz.RoleKeyVaultSecretsUser, info.ResourceID)
+	if e.reader == "" {
+		_, sp, err := e.ids.CreateApplication(e.ctx, "", "reader-"+uuid.NewString()[:8])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.reader = sp.ObjectID
+		e.assign(sp.ObjectID, authz.RoleKeyVaultSecretsUser, info.ResourceID)
+	}
+	sp := struct{ ObjectID string }{e.reader}
 	if info.NetworkACLs != nil {
 		// The test reader is not a trusted service: let its address through
 		// for this read only.
