@@ -102,12 +102,11 @@ func sameHome(a *record, id arm.ResourceID) bool {
 
 // lookup finds the account an ID names, or the ARM 404 for it.
 func (p *Provider) lookup(ctx context.Context, r store.Reader, id arm.ResourceID) (*record, int64, error) {
-	name := id.Name()
 	if len(id.Providers) != 1 || len(id.Providers[0].Names) < 1 || id.ResourceGroup == "" ||
 		!strings.EqualFold(id.Providers[0].Namespace, Namespace) || !strings.EqualFold(id.Providers[0].Types[0], "storageAccounts") {
 		return nil, 0, azerr.New(http.StatusBadRequest, "InvalidResourceId", "'%s' is not a storage account resource ID.", clip(id.String(), 200))
 	}
-	name = id.Providers[0].Names[0]
+	name := id.Providers[0].Names[0]
 	acct := arm.NewResourceID(id.SubscriptionID, id.ResourceGroup, Namespace, "storageAccounts", name)
 	if len(name) < 3 || len(name) > 24 {
 		return nil, 0, arm.ResourceNotFound(acct)
