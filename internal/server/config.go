@@ -35,6 +35,10 @@ type Config struct {
 
 	Locations []string // regions offered besides Azure's names; "local" by default
 
+	// AuditFailOpen serves requests whose audit event could not be written
+	// (counted in keyhaven_audit_fail_open_total) instead of refusing them.
+	AuditFailOpen bool
+
 	// Per-vault request budgets, as Key Vault's service limits (per 10 s).
 	ThrottleTransactions int
 	ThrottleCreates      int
@@ -98,6 +102,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.Locations, "locations", splitList(env("LOCATIONS", strings.Join(c.Locations, ","))), "location names offered in addition to Azure's region names (env KEYHAVEN_LOCATIONS)")
 	fs.IntVar(&c.ThrottleTransactions, "throttle-vault-transactions", envInt("THROTTLE_VAULT_TRANSACTIONS", c.ThrottleTransactions), "requests per vault per 10 s before 429 (-1: unlimited)")
 	fs.IntVar(&c.ThrottleCreates, "throttle-vault-creates", envInt("THROTTLE_VAULT_CREATES", c.ThrottleCreates), "secret creates per vault per 10 s before 429 (-1: unlimited)")
+	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")
 	c.RootKeyEnv = os.Getenv("KEYHAVEN_ROOT_KEY")

@@ -18,6 +18,7 @@ type VaultPlane interface {
 type planes struct {
 	identity http.Handler // token endpoint, OIDC discovery, JWKS
 	graph    http.Handler // /v1.0 directory API
+	audit    http.Handler // /audit: query, verify, insights, hash
 	mi       http.Handler // /msi/token
 	arm      http.Handler // /subscriptions, /providers
 	vault    VaultPlane
@@ -53,6 +54,8 @@ func (s *Server) plane(r *http.Request) string {
 		return "mi"
 	case "v1.0":
 		return "graph"
+	case "audit":
+		return "audit"
 	case "healthz", "readyz", "metrics", "metadata", "":
 		return "server"
 	default:
@@ -111,6 +114,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		serveOr404(s.planes.mi, w, r)
 	case "v1.0":
 		serveOr404(s.planes.graph, w, r)
+	case "audit":
+		serveOr404(s.planes.audit, w, r)
 	default:
 		serveOr404(s.planes.identity, w, r)
 	}

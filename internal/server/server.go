@@ -27,6 +27,9 @@ type Server struct {
 	defaultTenant  string
 	tlsConfig      *tls.Config
 
+	audit interface {
+		Middleware(http.Handler) http.Handler
+	}
 	handler   http.Handler // main listener chain
 	miHandler http.Handler // loopback MI listener chain
 
@@ -59,9 +62,19 @@ func NewLogger(w io.Writer, format, level string) *slog.Logger {
 
 func (s *Server) buildHandlers() {
 	s.metricsHandler = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
-	s.handler = s.instrument(s.plane, s.authenticate(http.HandlerFunc(s.route)))
-	if s.planes.mi != nil {
-		s.miHandler = s.instrument(func(*http.Request) string { return "mi" }, s.planes.mi)
+	// Audit sits inside authentication, so events name the caller, and
+	// outside the planes, so every request (refused ones too) is recorded.
+	var routed http.Handler = http.HandlerFunc(s.route)
+	mi := s.planes.mi
+	if s.audit != nil {
+		routed = s.audit.Middleware(routed)
+		if mi != nil {
+			mi = s.audit.Middleware(mi)
+		}
+	}
+	s.handler = s.instrument(s.plane, s.authenticate(routed))
+	if mi != nil {
+		s.miHandler = s.instrument(func(*http.Request) string { return "mi" }, mi)
 	}
 }
 

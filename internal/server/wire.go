@@ -13,13 +13,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhaven/keyhaven/internal/arm"
+	"github.com/keyhaven/keyhaven/internal/audit"
 	"github.com/keyhaven/keyhaven/internal/authz"
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/identity"
 	"github.com/keyhaven/keyhaven/internal/providers/authorization"
+	"github.com/keyhaven/keyhaven/internal/providers/insights"
 	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
 	"github.com/keyhaven/keyhaven/internal/providers/msi"
+	"github.com/keyhaven/keyhaven/internal/providers/storage"
 	"github.com/keyhaven/keyhaven/internal/seal"
 	"github.com/keyhaven/keyhaven/internal/store"
 	"github.com/keyhaven/keyhaven/internal/vault"
@@ -94,8 +97,22 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	mp := msi.New(ids, engine, st, clk, msi.Options{MIEndpoint: miEndpoint, Tenants: armSrv})
 	armSrv.Register(mp)
+	stp := storage.New(st, clk, storage.Options{Logger: log})
+	armSrv.Register(stp)
+	resourceExists := authorization.ExistsVia(kvp, mp, stp)
+	insp := insights.New(st, clk, insights.Options{
+		Storage: stp, Decider: engine, Logger: log,
+		ResourceExists: func(ctx context.Context, id string) (bool, error) {
+			rid, err := arm.ParseResourceID(id)
+			if err != nil {
+				return false, nil
+			}
+			return resourceExists(ctx, rid)
+		},
+	})
+	armSrv.Register(insp)
 	authzP := authorization.New(engine, st, clk, authorization.Options{
-		ResourceExists: authorization.ExistsVia(kvp, mp),
+		ResourceExists: resourceExists,
 		PrincipalExists: func(ctx context.Context, objectID string) (bool, error) {
 			_, err := ids.LookupPrincipal(ctx, objectID)
 			if err == nil {
@@ -127,10 +144,24 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	auditKey, err := audit.LoadOrCreateKey(ctx, st, sealer)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	auditLog, err := audit.New(st, clk, audit.Options{
+		Key: auditKey, FailOpen: cfg.AuditFailOpen, APIAudience: cfg.BaseURL(), Logger: log,
+		Sinks: []audit.Sink{insp},
+	})
+	if err != nil {
+		return err
+	}
+	m.reg.MustRegister(auditLog.Collectors()...)
+
 	s := &Server{
 		cfg: cfg, log: log, metrics: m, verifier: ids, defaultTenant: boot.TenantID,
-		tlsConfig: tlsMat.ServerConfig(),
+		tlsConfig: tlsMat.ServerConfig(), audit: auditLog,
 		planes: planes{
+			audit:    auditLog.Handler(engine),
 			identity: ids.Handler(),
 			graph:    ids.GraphHandler(engine),
 			mi:       ids.ManagedIdentityHandler(),
@@ -149,8 +180,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		if err := auditLog.RunShipper(bg); err != nil && bg.Err() == nil {
+			log.Error("audit shipper stopped", "err", err)
+		}
+	}()
 	s.every(bg, "purged expired deleted vaults", cfg.PurgeInterval, kvp.PurgeExpired)
 	s.every(bg, "purged expired deleted secrets", cfg.PurgeInterval, vaults.PurgeExpired)
+	s.every(bg, "pruned expired log blobs", time.Hour, func(ctx context.Context) (int, error) {
+		return stp.PruneBlobs(ctx, clk.Now())
+	})
 	s.every(bg, "pruned finished operations", time.Hour, func(ctx context.Context) (int, error) {
 		return armSrv.PruneOperations(ctx, 24*time.Hour)
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/authz"
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
+	"github.com/keyhaven/keyhaven/internal/principal"
 	"github.com/keyhaven/keyhaven/internal/store"
 	"github.com/keyhaven/keyhaven/internal/vault"
 )
@@ -151,7 +152,25 @@ func sameHome(v *record, id arm.ResourceID) bool {
 	return strings.EqualFold(v.SubscriptionID, id.SubscriptionID) && strings.EqualFold(v.ResourceGroup, id.ResourceGroup)
 }
 
+// opName records Key Vault's audit operation name for the request (VaultGet,
+// VaultPut, ...), in place of the ARM action the core recorded.
+func opName(ctx context.Context, name string) {
+	principal.InfoFrom(ctx).OperationName = name
+}
+
 func (p *Provider) serveVaults(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	switch {
+	case req.Kind == arm.KindCollection:
+		opName(ctx, "VaultList")
+	case req.Method == http.MethodGet:
+		opName(ctx, "VaultGet")
+	case req.Method == http.MethodPut:
+		opName(ctx, "VaultPut")
+	case req.Method == http.MethodPatch:
+		opName(ctx, "VaultPatch")
+	case req.Method == http.MethodDelete:
+		opName(ctx, "VaultDelete")
+	}
 	if len(req.ID.Providers) != 1 {
 		return nil, azerr.NotFound("NotFound", "Vaults are not extension resources.")
 	}
@@ -215,6 +234,7 @@ func (p *Provider) putVault(ctx context.Context, req *arm.Request) (*arm.Respons
 		return nil, err
 	}
 	if mode == "recover" {
+		opName(ctx, "VaultRecover")
 		return p.recoverVault(ctx, req, loc)
 	}
 	now := req.Now
@@ -493,6 +513,7 @@ func (p *Provider) DeleteGroupResources(ctx context.Context, sub, rg string) err
 }
 
 func (p *Provider) serveAccessPolicies(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	opName(ctx, "VaultAccessPolicyUpdate")
 	if req.Kind != arm.KindResource || req.Method != http.MethodPut || req.ID.ResourceGroup == "" || len(req.ID.Providers) != 1 {
 		return nil, arm.MethodNotAllowed(req.Method)
 	}
