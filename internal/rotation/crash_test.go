@@ -68,9 +68,12 @@ func TestCrashResume(t *testing.T) {
 			if n := e.vc.count(c.SecretName); n != tc.deliveries {
 				t.Fatalf("%d deliveries, want %d", n, tc.deliveries)
 			}
-			val, _, _ := e.readSecret(e.vaultName, c.Reference.SecretName, c.Reference.SecretVersion)
+			val, _, tags := e.readSecret(e.vaultName, c.Reference.SecretName, c.Reference.SecretVersion)
 			if val != e.bmc.Password(tg[0].Username) || val == string(tg[0].Initial) {
 				t.Fatal("archived value is not the one the target accepts")
+			}
+			if tags["deliveryId"] == "" {
+				t.Fatal("no deliveryId tag")
 			}
 			if recs, _ := e.st.List(e.ctx, kLease, storeAll); len(recs) != 0 {
 				t.Fatal("lease not released")

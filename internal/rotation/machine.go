@@ -209,6 +209,7 @@ func (e *Service) setTarget(ctx context.Context, c *claim, rec *credRecord, ver 
 	prev := rec.NextAt
 	now := e.clk.Now().UTC()
 	rec.Phase, rec.RotatedAt, rec.Attempts, rec.NextAt = phaseArchivePending, now, 0, now
+	rec.DeliveryID = fmt.Sprintf("%d-%s", now.Unix(), randHex(4))
 	rec.Code, rec.Message = "", ""
 	if err := e.save(ctx, c, rec, ver, prev); err != nil {
 		return true, err
@@ -259,6 +260,7 @@ func (e *Service) archive(ctx context.Context, c *claim, rec *credRecord, ver in
 		"ownerId":        clipStr(rec.OwnerID, 256),
 		"ownerName":      clipStr(rec.OwnerName, 256),
 		"credentialType": string(rec.Kind),
+		"deliveryId":     rec.DeliveryID,
 	}
 	if rec.Username != "" {
 		tags["username"] = clipStr(rec.Username, 256)
@@ -284,7 +286,7 @@ func (e *Service) archive(ctx context.Context, c *claim, rec *credRecord, ver in
 	}
 	prev := rec.NextAt
 	rotated := rec.RotatedAt
-	rec.Current, rec.Pending, rec.Phase = rec.Pending, nil, phaseIdle
+	rec.Current, rec.Pending, rec.Phase, rec.DeliveryID = rec.Pending, nil, phaseIdle, ""
 	rec.LastRotation = &rotated
 	rec.Ref = &ArchiveReference{KeyVaultID: res.info.ResourceID, KeyVaultURI: res.vaultURI, SecretName: name, SecretVersion: version}
 	rec.SecretName = name

@@ -106,6 +106,9 @@ type credRecord struct {
 	Requested bool `json:"requested,omitempty"`
 	// RotatedAt is when the target accepted Pending (phase ArchivePending).
 	RotatedAt time.Time `json:"rotatedAt,omitzero"`
+	// DeliveryID names the delivery of Pending (tag "deliveryId" on the
+	// secret version): a re-delivery after a crash carries the same id.
+	DeliveryID string `json:"deliveryId,omitempty"`
 	// LastRotation is the target-change time of the last archived value.
 	LastRotation *time.Time        `json:"lastRotation,omitempty"`
 	Ref          *ArchiveReference `json:"ref,omitempty"`
@@ -192,11 +195,13 @@ func writeCred(ctx context.Context, tx store.Tx, rec *credRecord, ifVersion int6
 
 func alertPrefix(clusterID string) string { return kAlerts + hashID(clusterID) + "/" }
 
-func newAlertID(now time.Time) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%020d-%s", now.UnixNano(), hex.EncodeToString(b))
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b)
 }
+
+func newAlertID(now time.Time) string { return fmt.Sprintf("%020d-%s", now.UnixNano(), randHex(4)) }
 
 // syncAlert makes the credential's active alert match rec.Code: cleared
 // when healthy, replaced when the code changed, kept when unchanged.
