@@ -228,4 +228,3 @@ func editAuditEvent(t *testing.T, dbPath string) {
 		t.Fatal(err)
 	}
 }
-
