@@ -180,6 +180,17 @@ func TestAuditEveryOperation(t *testing.T) {
 		t.Fatalf("shipped blob: secret present or events missing:\n%.500s", content)
 	}
 
+	// Operators' views: the log and the insights summary.
+	logTable := kh("monitor", "log", "list", "--resource", w.vaultID, "--operation", "SecretGet", "-o", "table")
+	if !strings.Contains(logTable, "SecretGet") || strings.Contains(logTable, "SecretSet") {
+		t.Fatalf("monitor log list --operation SecretGet:\n%s", logTable)
+	}
+	var ins map[string]any
+	mustJSON(t, kh("monitor", "insights", "show", "--resource", w.vaultID), &ins)
+	if b, _ := json.Marshal(ins); !strings.Contains(string(b), "SecretSet") || !strings.Contains(string(b), "Forbidden") {
+		t.Fatalf("insights lack operations or failures: %s", b)
+	}
+
 	// The chain verifies; an edited event is found and named.
 	if out := kh("audit", "verify", "--resource-id", w.vaultID); !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("verify before tampering:\n%s", out)
