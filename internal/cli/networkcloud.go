@@ -446,4 +446,3 @@ func newStorageApplianceCmd(a *app) *cobra.Command {
 	cmd.AddCommand(show, list)
 	return cmd
 }
-

@@ -187,7 +187,7 @@ func (p *shParser) list(depth int) (any, error) {
 	}
 }
 
-// scalar reads a quoted string ('...' with '' or \' escapes, or a JSON
+// scalar reads a quoted string ('...' with ” or \' escapes, or a JSON
 // "..." string) or a bare word ending at one of stops.
 func (p *shParser) scalar(stops string) (any, error) {
 	if p.i < len(p.s) && p.s[p.i] == '"' {

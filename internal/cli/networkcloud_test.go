@@ -244,7 +244,7 @@ func TestNetworkCloudCommands(t *testing.T) {
 				"extendedLocation": map[string]any{"name": cm, "type": "CustomLocation"},
 				"properties": map[string]any{"clusterType": "SingleRack", "clusterVersion": "3.14.2", "networkFabricId": fc,
 					"aggregatorOrSingleRackDefinition": map[string]any{"networkRackId": "/n", "rackSkuId": "/s", "rackSerialNumber": "r1"},
-					"secretArchiveSettings": map[string]any{"vaultUri": "https://kv1.vault.localhost:8443/", "associatedIdentity": map[string]any{"identityType": "SystemAssignedIdentity"}}}}},
+					"secretArchiveSettings":            map[string]any{"vaultUri": "https://kv1.vault.localhost:8443/", "associatedIdentity": map[string]any{"identityType": "SystemAssignedIdentity"}}}}},
 		{name: "ok/cluster-deploy", args: []string{"networkcloud", "cluster", "deploy", "-n", "c1", "-g", "rg1"},
 			want: []string{"POST " + cl + "/deploy?api-version=2025-02-01", "GET " + sub + "/providers/Microsoft.NetworkCloud/locations/eastus/operationStatuses/op1?api-version=2025-02-01"}},
 		{name: "ok/rotate-credential", args: []string{"networkcloud", "cluster", "rotate-credential", "--ids", cl, "--credentials", "BMCCredential", "ConsoleUser"},
