@@ -82,7 +82,7 @@ func (e *Service) RunOnce(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done(); e.unmarkInflight(c.credID) }()
+			defer func() { e.unmarkInflight(c.credID); <-sem; wg.Done() }()
 			if err := e.work(ctx, c); err != nil {
 				mu.Lock()
 				if firstErr == nil {
