@@ -22,6 +22,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/providers/insights"
 	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
 	"github.com/keyhaven/keyhaven/internal/providers/msi"
+	"github.com/keyhaven/keyhaven/internal/providers/networkcloud"
 	"github.com/keyhaven/keyhaven/internal/providers/storage"
 	"github.com/keyhaven/keyhaven/internal/seal"
 	"github.com/keyhaven/keyhaven/internal/store"
@@ -97,9 +98,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	mp := msi.New(ids, engine, st, clk, msi.Options{MIEndpoint: miEndpoint, Tenants: armSrv})
 	armSrv.Register(mp)
+	ncp := networkcloud.New(st, clk, ids, kvp, networkcloud.Options{
+		VaultDomain: cfg.VaultDomain, VaultPort: cfg.PublicPort, Tenants: armSrv, Logger: log,
+	})
+	armSrv.Register(ncp)
 	stp := storage.New(st, clk, storage.Options{Logger: log})
 	armSrv.Register(stp)
-	resourceExists := authorization.ExistsVia(kvp, mp, stp)
+	resourceExists := authorization.ExistsVia(kvp, mp, stp, ncp)
 	insp := insights.New(st, clk, insights.Options{
 		Storage: stp, Decider: engine, Logger: log,
 		ResourceExists: func(ctx context.Context, id string) (bool, error) {
