@@ -56,4 +56,8 @@ else
   echo "SKIP: node/npm not installed: the JavaScript SDK suite did not run."
 fi
 
+step "the Operator Nexus guide, command for command (examples/nexus-walkthrough.sh)"
+./examples/nexus-walkthrough.sh > /tmp/keyhaven-nexus-walkthrough.log 2>&1 || { cat /tmp/keyhaven-nexus-walkthrough.log; exit 1; }
+grep -E '^(ok|###|[0-9]+ passed)' /tmp/keyhaven-nexus-walkthrough.log
+
 step "all tests passed"

@@ -35,6 +35,13 @@ type Config struct {
 
 	Locations []string // regions offered besides Azure's names; "local" by default
 
+	// Rotation targets (BMCs over Redfish): extra CA file to trust, and
+	// whether plain-HTTP Redfish endpoints are allowed (labs only).
+	TargetCAFile         string
+	TargetAllowPlainHTTP bool
+	// RotationInterval is how often the rotation scheduler looks for due work.
+	RotationInterval time.Duration
+
 	// AuditFailOpen serves requests whose audit event could not be written
 	// (counted in keyhaven_audit_fail_open_total) instead of refusing them.
 	AuditFailOpen bool
@@ -60,6 +67,7 @@ func DefaultConfig() Config {
 		LogFormat:            "text",
 		LogLevel:             "info",
 		Locations:            []string{"local"},
+		RotationInterval:     15 * time.Second,
 		ThrottleTransactions: 4000,
 		ThrottleCreates:      300,
 		MaxBodyBytes:         1 << 20,
@@ -102,6 +110,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.Locations, "locations", splitList(env("LOCATIONS", strings.Join(c.Locations, ","))), "location names offered in addition to Azure's region names (env KEYHAVEN_LOCATIONS)")
 	fs.IntVar(&c.ThrottleTransactions, "throttle-vault-transactions", envInt("THROTTLE_VAULT_TRANSACTIONS", c.ThrottleTransactions), "requests per vault per 10 s before 429 (-1: unlimited)")
 	fs.IntVar(&c.ThrottleCreates, "throttle-vault-creates", envInt("THROTTLE_VAULT_CREATES", c.ThrottleCreates), "secret creates per vault per 10 s before 429 (-1: unlimited)")
+	fs.StringVar(&c.TargetCAFile, "target-ca-file", env("TARGET_CA_FILE", c.TargetCAFile), "PEM CA certificates trusted for rotation targets (BMC Redfish endpoints), besides the system roots")
+	fs.BoolVar(&c.TargetAllowPlainHTTP, "target-allow-plain-http", os.Getenv("KEYHAVEN_TARGET_ALLOW_PLAIN_HTTP") == "true", "allow redfish+http:// rotation targets (labs only)")
+	fs.DurationVar(&c.RotationInterval, "rotation-interval", c.RotationInterval, "how often the rotation scheduler looks for due credentials")
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")

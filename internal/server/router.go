@@ -19,6 +19,7 @@ type planes struct {
 	identity http.Handler // token endpoint, OIDC discovery, JWKS
 	graph    http.Handler // /v1.0 directory API
 	audit    http.Handler // /audit: query, verify, insights, hash
+	rotation http.Handler // /rotation/alerts
 	mi       http.Handler // /msi/token
 	arm      http.Handler // /subscriptions, /providers
 	vault    VaultPlane
@@ -56,6 +57,8 @@ func (s *Server) plane(r *http.Request) string {
 		return "graph"
 	case "audit":
 		return "audit"
+	case "rotation":
+		return "rotation"
 	case "healthz", "readyz", "metrics", "metadata", "":
 		return "server"
 	default:
@@ -116,6 +119,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		serveOr404(s.planes.graph, w, r)
 	case "audit":
 		serveOr404(s.planes.audit, w, r)
+	case "rotation":
+		serveOr404(s.planes.rotation, w, r)
 	default:
 		serveOr404(s.planes.identity, w, r)
 	}

@@ -149,6 +149,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	rot, err := newRotation(cfg, st, sealer, clk, ids, engine, kvp, boot, tlsMat, log)
+	if err != nil {
+		return err
+	}
+	rot.SetResolver(ncp)
+	ncp.SetEngine(rot)
+
 	auditKey, err := audit.LoadOrCreateKey(ctx, st, sealer)
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
@@ -167,6 +174,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		tlsConfig: tlsMat.ServerConfig(), audit: auditLog,
 		planes: planes{
 			audit:    auditLog.Handler(engine),
+			rotation: rot.AlertsHandler(engine),
 			identity: ids.Handler(),
 			graph:    ids.GraphHandler(engine),
 			mi:       ids.ManagedIdentityHandler(),
@@ -190,6 +198,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		defer s.background.Done()
 		if err := auditLog.RunShipper(bg); err != nil && bg.Err() == nil {
 			log.Error("audit shipper stopped", "err", err)
+		}
+	}()
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		if err := rot.Run(bg); err != nil && bg.Err() == nil {
+			log.Error("rotation scheduler stopped", "err", err)
 		}
 	}()
 	s.every(bg, "purged expired deleted vaults", cfg.PurgeInterval, kvp.PurgeExpired)
