@@ -21,8 +21,8 @@ import (
 // the lease expires. The target is changed exactly once, and the value
 // archived last is the one the target accepts. A crash after the vault
 // accepted a version but before it was recorded re-delivers the same value
-// (the writer role cannot read the vault to check), so that case sees two
-// identical versions.
+// (the writer role cannot read the vault to check): the vault recognises the
+// repeated deliveryId and keeps exactly one version.
 func TestCrashResume(t *testing.T) {
 	cases := []struct {
 		point      string
@@ -67,6 +67,9 @@ func TestCrashResume(t *testing.T) {
 			}
 			if n := e.vc.count(c.SecretName); n != tc.deliveries {
 				t.Fatalf("%d deliveries, want %d", n, tc.deliveries)
+			}
+			if n := e.versionCount(e.vaultName, c.SecretName); n != 1 {
+				t.Fatalf("the vault holds %d versions, want exactly 1", n)
 			}
 			val, _, tags := e.readSecret(e.vaultName, c.Reference.SecretName, c.Reference.SecretVersion)
 			if val != e.bmc.Password(tg[0].Username) || val == string(tg[0].Initial) {

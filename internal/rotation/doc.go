@@ -40,10 +40,12 @@
 //     secretArchiveReference and lastRotationTime and clears the alert.
 //
 // Exactly once: a crash between the vault accepting a version and the
-// engine recording it re-delivers the same value on resume (one extra,
-// identical version with the same "deliveryId" tag): the writer role cannot
-// read the vault, so the engine cannot learn whether the first attempt
-// landed. The target itself is never changed twice for one rotation.
+// engine recording it re-delivers the same value on resume with the same
+// "deliveryId" tag (the writer role cannot read the vault to learn whether
+// the first attempt landed); the vault data plane treats a set repeating the
+// latest version's deliveryId and value as the same delivery and adds no
+// version (vault.DeliveryTag). The target itself is never changed twice for
+// one rotation.
 //
 // # Replicas
 //

@@ -234,6 +234,33 @@ func (e *env) runOnce(s *Service) int {
 // readSecret reads a secret version through the data plane as a reader SP.
 func (e *env) readSecret(vaultName, name, version string) (value, contentType string, tags map[string]string) {
 	e.t.Helper()
+	b := e.readerGet(vaultName, "secrets/"+name+"/"+version)
+	var out struct {
+		Value       string            `json:"value"`
+		ContentType string            `json:"contentType"`
+		Tags        map[string]string `json:"tags"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		e.t.Fatal(err)
+	}
+	return out.Value, out.ContentType, out.Tags
+}
+
+// versionCount is how many versions of a secret the vault holds.
+func (e *env) versionCount(vaultName, name string) int {
+	e.t.Helper()
+	var out struct {
+		Value []json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(e.readerGet(vaultName, "secrets/"+name+"/versions"), &out); err != nil {
+		e.t.Fatal(err)
+	}
+	return len(out.Value)
+}
+
+// readerGet GETs a data-plane path as a Key Vault Secrets User of the vault.
+func (e *env) readerGet(vaultName, path string) []byte {
+	e.t.Helper()
 	info, err := e.dir.LookupVault(e.ctx, vaultName)
 	if err != nil {
 		e.t.Fatal(err)
@@ -246,7 +273,6 @@ func (e *env) readSecret(vaultName, name, version string) (value, contentType st
 		e.reader = sp.ObjectID
 		e.assign(sp.ObjectID, authz.RoleKeyVaultSecretsUser, info.ResourceID)
 	}
-	sp := struct{ ObjectID string }{e.reader}
 	if info.NetworkACLs != nil {
 		// The test reader is not a trusted service: let its address through
 		// for this read only.
@@ -257,11 +283,11 @@ func (e *env) readSecret(vaultName, name, version string) (value, contentType st
 		})
 		defer e.dir.update(vaultName, func(v *vault.VaultInfo) { v.NetworkACLs = info.NetworkACLs })
 	}
-	tok, _, err := e.ids.IssueToken(e.ctx, sp.ObjectID, e.aud)
+	tok, _, err := e.ids.IssueToken(e.ctx, e.reader, e.aud)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, e.vaultURI(vaultName)+"secrets/"+name+"/"+version+"?api-version=7.5", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.vaultURI(vaultName)+path+"?api-version=7.5", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := e.vsrv.Client().Do(req)
 	if err != nil {
@@ -270,17 +296,9 @@ func (e *env) readSecret(vaultName, name, version string) (value, contentType st
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		e.t.Fatalf("read secret %s/%s: %d %s", name, version, resp.StatusCode, b)
+		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
-	var out struct {
-		Value       string            `json:"value"`
-		ContentType string            `json:"contentType"`
-		Tags        map[string]string `json:"tags"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		e.t.Fatal(err)
-	}
-	return out.Value, out.ContentType, out.Tags
+	return b
 }
 
 func (e *env) creds(s *Service, clusterID string) []CredentialState {

@@ -1,7 +1,10 @@
 package vault
 
 import (
+	"context"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -138,6 +141,12 @@ func (s *Service) setSecret(rq *request) (int, any, error) {
 			headVer := store.Absent
 			if rec, err := tx.Get(ctx, headKey(iid, lname)); err == nil {
 				headVer = rec.Version
+				if prev, ok, err := s.replayOf(ctx, tx, rec, iid, lname, req); err != nil {
+					return err
+				} else if ok {
+					m = prev
+					return nil
+				}
 			} else if !notFound(err) {
 				return err
 			}
@@ -154,6 +163,44 @@ func (s *Service) setSecret(rq *request) (int, any, error) {
 	out.Value = req.Value
 	rq.info.ObjectID = out.ID
 	return http.StatusOK, out, nil
+}
+
+// DeliveryTag makes a set idempotent: a set whose tags carry the same
+// non-empty deliveryId as the latest version, with the same value, is a
+// repeat of that delivery (a writer that crashed after the vault accepted it
+// and before it recorded so) and answers with the existing version instead of
+// adding an identical one. Writers such as the rotation engine's delivery
+// identity may not read secrets back, so they cannot check for themselves.
+const DeliveryTag = "deliveryId"
+
+// replayOf reports whether req repeats the delivery of the latest version.
+func (s *Service) replayOf(ctx context.Context, tx store.Tx, headRecord store.Record, iid, lname string, req *setRequest) (meta, bool, error) {
+	id := req.Tags[DeliveryTag]
+	if id == "" {
+		return meta{}, false, nil
+	}
+	var h headRec
+	if err := json.Unmarshal(headRecord.Value, &h); err != nil {
+		return meta{}, false, err
+	}
+	if h.Meta.Tags[DeliveryTag] != id {
+		return meta{}, false, nil
+	}
+	vr, _, err := getJSON[versionRec](ctx, tx, versionKey(iid, lname, h.Meta.Version))
+	if err != nil {
+		return meta{}, false, err
+	}
+	if err := vr.checkSlot(lname, h.Meta.Version); err != nil {
+		return meta{}, false, err
+	}
+	stored, err := s.sealer.Open(ctx, iid, vr.Sealed, sealAAD(iid, lname, vr.Version))
+	if err != nil {
+		return meta{}, false, errIntegrity(lname, err)
+	}
+	if subtle.ConstantTimeCompare(stored, []byte(*req.Value)) != 1 {
+		return meta{}, false, nil // same id, other value: not a repeat; keep both
+	}
+	return h.Meta, true, nil
 }
 
 // loadVersion reads the head and the requested (or latest) version.
