@@ -60,10 +60,12 @@ func newEnv(t *testing.T, args ...string) *env {
 			t.Logf("server logs (tail):\n%s", tail(srv.Logs(), 6000))
 		}
 	})
-	cred, err := azidentity.NewUsernamePasswordCredential(e.tenant, azureCLIClientID, srv.Admin.Username,
-		srv.Admin.Password, &azidentity.UsernamePasswordCredentialOptions{
-			ClientOptions: e.clientOptions(), DisableInstanceDiscovery: true,
-		})
+	// The bootstrap administrator is a user with a password; this credential
+	// only drives test setup (the credentials under test are the client
+	// secret and managed identity ones).
+	//lint:ignore SA1019 the password grant is how the bootstrap administrator signs in
+	opts := &azidentity.UsernamePasswordCredentialOptions{ClientOptions: e.clientOptions(), DisableInstanceDiscovery: true}
+	cred, err := azidentity.NewUsernamePasswordCredential(e.tenant, azureCLIClientID, srv.Admin.Username, srv.Admin.Password, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -443,11 +443,6 @@ func (c *countingClient) setFail(err error) { c.mu.Lock(); c.fail = err; c.mu.Un
 
 // ---- cluster fixtures ----
 
-type cluster struct {
-	id       string
-	machines []string // bareMetalMachine IDs
-}
-
 func (e *env) clusterID(name string) string {
 	return "/subscriptions/" + e.sub + "/resourceGroups/rg-nc/providers/Microsoft.NetworkCloud/clusters/" + name
 }
