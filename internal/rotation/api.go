@@ -85,8 +85,12 @@ func (e *Service) UpsertTargets(ctx context.Context, targets []Target) error {
 				prev = rec.NextAt
 			}
 			if errors.Is(err, store.ErrNotFound) {
+				// Registered, not scheduled: the first rotation is the one the
+				// deployment requests (RequestRotation). Scheduling here too
+				// would rotate a credential twice when an engine picks it up
+				// between registration and that request.
 				rec = &credRecord{ID: id, Phase: phaseIdle, ClusterID: t.ClusterID, OwnerID: t.OwnerID, Kind: t.Kind,
-					Current: initial, NextAt: now}
+					Current: initial}
 				ver = store.Absent
 				if _, err := tx.Put(ctx, kClusterIdx+hashID(t.ClusterID)+"/"+id, nil, store.Any); err != nil {
 					return err

@@ -48,7 +48,7 @@ func TestCrashResume(t *testing.T) {
 				return nil
 			}
 			tg := e.bmcTargets(cid, 1)
-			if err := s1.UpsertTargets(e.ctx, tg); err != nil {
+			if err := e.deploy(s1, tg); err != nil {
 				t.Fatal(err)
 			}
 			e.runOnce(s1)
@@ -102,7 +102,7 @@ func TestManualChangeDetected(t *testing.T) {
 		return nil
 	}
 	tg := e.bmcTargets(cid, 1)
-	if err := s.UpsertTargets(e.ctx, tg); err != nil {
+	if err := e.deploy(s, tg); err != nil {
 		t.Fatal(err)
 	}
 	e.runOnce(s)
@@ -129,7 +129,7 @@ func TestManualChangeDetected(t *testing.T) {
 	}
 	// The operator supplies the credential now in force.
 	tg[0].Initial = []byte("Changed-By-Operator-7")
-	if err := s.UpsertTargets(e.ctx, tg); err != nil {
+	if err := e.deploy(s, tg); err != nil {
 		t.Fatal(err)
 	}
 	e.runOnce(s)
@@ -156,7 +156,7 @@ func TestEncryptionPublicKey(t *testing.T) {
 	e.res.set(cid, arch)
 	s := e.engine("r1")
 	tg := e.bmcTargets(cid, 1)
-	if err := s.UpsertTargets(e.ctx, tg); err != nil {
+	if err := e.deploy(s, tg); err != nil {
 		t.Fatal(err)
 	}
 	e.runOnce(s)

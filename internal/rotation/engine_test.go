@@ -27,7 +27,7 @@ func TestRotationHappyPath(t *testing.T) {
 	targets = append(targets,
 		Target{ClusterID: cid, OwnerID: machineID(cid, 0), Kind: KindConsoleUser, RotationPeriodDays: 30},
 		Target{ClusterID: cid, OwnerID: cid, OwnerName: "c1", Kind: KindLocalPathStorage})
-	if err := s.UpsertTargets(e.ctx, targets); err != nil {
+	if err := e.deploy(s, targets); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.runOnce(s); n != 4 {
@@ -160,7 +160,7 @@ func TestCordonedOwnerSkipped(t *testing.T) {
 	e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
 	e.res.set(cid, e.cmArchive())
 	s := e.engine("r1")
-	if err := s.UpsertTargets(e.ctx, e.bmcTargets(cid, 2)); err != nil {
+	if err := e.deploy(s, e.bmcTargets(cid, 2)); err != nil {
 		t.Fatal(err)
 	}
 	e.res.setState(machineID(cid, 1), "Cordoned")

@@ -144,7 +144,7 @@ func TestPreflightFailures(t *testing.T) {
 			tc.setup(e, cid)
 			s := e.engine("r1")
 			tg := e.bmcTargets(cid, 1)
-			if err := s.UpsertTargets(e.ctx, tg); err != nil {
+			if err := e.deploy(s, tg); err != nil {
 				t.Fatal(err)
 			}
 			e.runOnce(s)
@@ -205,7 +205,7 @@ func TestArchivePendingResumes(t *testing.T) {
 			tc.setup(e, cid)
 			tc.fix(e, cid)
 			tg := e.bmcTargets(cid, 1)
-			if err := s.UpsertTargets(e.ctx, tg); err != nil {
+			if err := e.deploy(s, tg); err != nil {
 				t.Fatal(err)
 			}
 			e.runOnce(s)
@@ -340,7 +340,7 @@ func TestDeliveryErrorsFromDataPlane(t *testing.T) {
 			e.res.set(cid, e.cmArchive())
 			s := e.engine("r1")
 			tg := e.bmcTargets(cid, 1)
-			if err := s.UpsertTargets(e.ctx, tg); err != nil {
+			if err := e.deploy(s, tg); err != nil {
 				t.Fatal(err)
 			}
 			e.vc.setFail(tc.err)

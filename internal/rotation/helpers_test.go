@@ -492,3 +492,22 @@ func wantCode(t testing.TB, got CredentialState, phase, code string) {
 var errInjected = errors.New("injected")
 
 var storeAll = store.ListOptions{}
+
+// deploy registers targets and requests their rotation, as a cluster
+// deployment does: registration alone schedules nothing.
+func (e *env) deploy(s *Service, targets []Target) error {
+	if err := s.UpsertTargets(e.ctx, targets); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if seen[t.ClusterID] {
+			continue
+		}
+		seen[t.ClusterID] = true
+		if err := s.RequestRotation(e.ctx, t.ClusterID, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -67,7 +67,7 @@ func runWave(t *testing.T, e *env, stB store.Store) {
 		}
 		return nil
 	}
-	if err := a.UpsertTargets(e.ctx, e.bmcTargets(cid, n)); err != nil {
+	if err := e.deploy(a, e.bmcTargets(cid, n)); err != nil {
 		t.Fatal(err)
 	}
 	for round := 0; round < 30; round++ {

@@ -20,7 +20,7 @@ func TestRunLoop(t *testing.T) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	if err := s.UpsertTargets(e.ctx, []Target{{ClusterID: cid, OwnerID: cid, Kind: KindLocalPathStorage}}); err != nil {
+	if err := e.deploy(s, []Target{{ClusterID: cid, OwnerID: cid, Kind: KindLocalPathStorage}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -194,7 +194,7 @@ func TestAlertsHandler(t *testing.T) {
 	cid := e.clusterID("c1")
 	e.res.set(cid, e.cmArchive()) // no role: the credential raises an alert
 	s := e.engine("r1", func(c *Config) { c.AlertsAudiences = []string{"https://localhost:8443"} })
-	if err := s.UpsertTargets(e.ctx, []Target{{ClusterID: cid, OwnerID: cid, Kind: KindLocalPathStorage}}); err != nil {
+	if err := e.deploy(s, []Target{{ClusterID: cid, OwnerID: cid, Kind: KindLocalPathStorage}}); err != nil {
 		t.Fatal(err)
 	}
 	e.runOnce(s)

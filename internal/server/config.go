@@ -41,6 +41,9 @@ type Config struct {
 	TargetAllowPlainHTTP bool
 	// RotationInterval is how often the rotation scheduler looks for due work.
 	RotationInterval time.Duration
+	// RotationLeaseTTL is how long a replica's claim on a rotation lasts
+	// without renewal; a crashed replica's work resumes elsewhere after it.
+	RotationLeaseTTL time.Duration
 
 	// AuditFailOpen serves requests whose audit event could not be written
 	// (counted in keyhaven_audit_fail_open_total) instead of refusing them.
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		LogLevel:             "info",
 		Locations:            []string{"local"},
 		RotationInterval:     15 * time.Second,
+		RotationLeaseTTL:     2 * time.Minute,
 		ThrottleTransactions: 4000,
 		ThrottleCreates:      300,
 		MaxBodyBytes:         1 << 20,
@@ -113,6 +117,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TargetCAFile, "target-ca-file", env("TARGET_CA_FILE", c.TargetCAFile), "PEM CA certificates trusted for rotation targets (BMC Redfish endpoints), besides the system roots")
 	fs.BoolVar(&c.TargetAllowPlainHTTP, "target-allow-plain-http", os.Getenv("KEYHAVEN_TARGET_ALLOW_PLAIN_HTTP") == "true", "allow redfish+http:// rotation targets (labs only)")
 	fs.DurationVar(&c.RotationInterval, "rotation-interval", c.RotationInterval, "how often the rotation scheduler looks for due credentials")
+	fs.DurationVar(&c.RotationLeaseTTL, "rotation-lease-ttl", c.RotationLeaseTTL, "how long a replica's claim on a rotation lasts without renewal")
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")

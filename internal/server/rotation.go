@@ -57,6 +57,7 @@ func newRotation(cfg Config, st store.Store, sealer seal.Sealer, clk clock.Clock
 		VaultAudience:     cfg.VaultAudience(),
 		Drivers:           drv,
 		PollInterval:      cfg.RotationInterval,
+		LeaseTTL:          cfg.RotationLeaseTTL,
 		AlertsAudiences:   []string{cfg.BaseURL()},
 		Logger:            log,
 	})
