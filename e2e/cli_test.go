@@ -42,6 +42,10 @@ func cliSession(t *testing.T, s *khtest.Server) func(args ...string) string {
 func TestCLISecretLifecycle(t *testing.T) {
 	s := khtest.Start(t, khtest.Options{})
 	kh := cliSession(t, s)
+	// The README's login: the bootstrap credential file as written by serve.
+	if got := strings.TrimSpace(kh("login", "--credentials-file", filepath.Join(s.DataDir, "admin-credentials.json"), "--query", "[0].user.name", "-o", "tsv")); got != s.Admin.Username {
+		t.Fatalf("login --credentials-file: %q", got)
+	}
 	kh("group", "create", "--name", "rg1", "--location", "local", "-o", "none")
 	if got := strings.TrimSpace(kh("keyvault", "create", "--name", "clivault", "--resource-group", "rg1", "--location", "local", "--query", "properties.vaultUri", "-o", "tsv")); got != s.VaultURL("clivault") {
 		t.Fatalf("vaultUri %q", got)

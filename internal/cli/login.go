@@ -95,7 +95,7 @@ func normalizeServer(s string) (string, error) {
 }
 
 func newLoginCmd(a *app) *cobra.Command {
-	var server, caFile, username, password, tenant string
+	var server, caFile, username, password, tenant, credFile string
 	var sp bool
 	var allowNoSubs triBool
 	cmd := &cobra.Command{
@@ -106,12 +106,34 @@ func newLoginCmd(a *app) *cobra.Command {
 The password is read from --password, the KEYHAVEN_PASSWORD environment variable, or
 a prompt (no echo). The server URL and CA file are remembered for later commands.`,
 		Example: `  keyhaven login --server https://localhost:8443 --ca-file ca.pem -u admin@keyhaven.local
+  keyhaven login --credentials-file keyhaven-data/admin-credentials.json
   keyhaven login --service-principal -u APP_ID -p SECRET --tenant TENANT_ID`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			prev, err := a.loadConfig()
 			if err != nil {
 				prev = &Config{}
+			}
+			if credFile != "" {
+				// The bootstrap administrator's file that keyhaven serve
+				// writes on first start; flags given explicitly win.
+				b, err := readFileLimited(credFile, 64<<10)
+				if err != nil {
+					return usageErrorf("argument --credentials-file: %v", err)
+				}
+				var c struct{ Server, CAFile, Username, Password, TenantID string }
+				if err := json.Unmarshal(b, &c); err != nil {
+					return usageErrorf("argument --credentials-file: not a keyhaven credentials file: %v", err)
+				}
+				for _, kv := range []struct {
+					dst *string
+					v   string
+				}{{&server, c.Server}, {&caFile, c.CAFile},
+					{&username, c.Username}, {&password, c.Password}, {&tenant, c.TenantID}} {
+					if *kv.dst == "" {
+						*kv.dst = kv.v
+					}
+				}
 			}
 			if server == "" {
 				server = a.getenv("KEYHAVEN_SERVER")
@@ -160,6 +182,7 @@ a prompt (no echo). The server URL and CA file are remembered for later commands
 	f.StringVarP(&username, "username", "u", "", "User name, or the application (client) id with --service-principal.")
 	f.StringVarP(&password, "password", "p", "", "Password, or the client secret with --service-principal. Prefer KEYHAVEN_PASSWORD or the prompt.")
 	f.BoolVar(&sp, "service-principal", false, "The credential is a service principal.")
+	f.StringVar(&credFile, "credentials-file", "", "Log in with a credentials file, such as the admin-credentials.json keyhaven serve writes on first start.")
 	f.StringVarP(&tenant, "tenant", "t", "", "The tenant (default: the server's default tenant).")
 	f.Var(&allowNoSubs, "allow-no-subscriptions", "Allow a login without subscriptions (tenant level account).")
 	f.Lookup("allow-no-subscriptions").NoOptDefVal = "true"
