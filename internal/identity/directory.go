@@ -61,7 +61,7 @@ func (s *Service) createTenantTx(ctx context.Context, tx store.Tx, domain, displ
 		return nil, err
 	}
 	t := &Tenant{ID: newGUID(), Domain: domain, DisplayName: displayName, Created: s.now()}
-	if err := putJSON(ctx, tx, kTenant+t.ID, t, store.Absent); err != nil {
+	if _, err := store.PutJSON(ctx, tx, kTenant+t.ID, t, store.Absent); err != nil {
 		return nil, err
 	}
 	if err := putString(ctx, tx, kDomain+domain, t.ID, store.Absent); err != nil {
@@ -93,7 +93,7 @@ func (s *Service) getTenant(ctx context.Context, r store.Reader, idOrDomain stri
 		}
 	}
 	var t Tenant
-	if _, err := getJSON(ctx, r, kTenant+id, &t); isNotFound(err) {
+	if _, err := store.LoadJSON(ctx, r, kTenant+id, &t); isNotFound(err) {
 		return nil, errTenantNotFound(idOrDomain)
 	} else if err != nil {
 		return nil, err
@@ -109,11 +109,11 @@ func (s *Service) ListTenants(ctx context.Context) ([]*Tenant, error) {
 	}
 	var out []*Tenant
 	for _, rec := range recs {
-		var t Tenant
-		if err := jsonUnmarshal(rec.Value, &t); err != nil {
+		t, err := store.DecodeJSON[Tenant](rec)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, &t)
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -152,7 +152,7 @@ func (s *Service) getPrincipal(ctx context.Context, r store.Reader, objectID str
 		return nil, 0, errObjectNotFound(objectID)
 	}
 	var p principalRecord
-	ver, err := getJSON(ctx, r, kPrincipal+strings.ToLower(objectID), &p)
+	ver, err := store.LoadJSON(ctx, r, kPrincipal+strings.ToLower(objectID), &p)
 	if isNotFound(err) {
 		return nil, 0, errObjectNotFound(objectID)
 	}
@@ -180,7 +180,8 @@ func (s *Service) SetPrincipalEnabled(ctx context.Context, objectID string, enab
 			return err
 		}
 		p.Enabled = enabled
-		return putJSON(ctx, tx, kPrincipal+p.ObjectID, p, ver)
+		_, err = store.PutJSON(ctx, tx, kPrincipal+p.ObjectID, p, ver)
+		return err
 	})
 }
 
@@ -234,7 +235,7 @@ func (s *Service) createUserTx(ctx context.Context, tx store.Tx, tenantID, upn, 
 	}
 	p := &principalRecord{ObjectID: newGUID(), TenantID: tenantID, Kind: principal.User, DisplayName: displayName,
 		Enabled: enabled, Created: s.now(), UPN: upn, PasswordHash: hash}
-	if err := putJSON(ctx, tx, kPrincipal+p.ObjectID, p, store.Absent); err != nil {
+	if _, err := store.PutJSON(ctx, tx, kPrincipal+p.ObjectID, p, store.Absent); err != nil {
 		return nil, err
 	}
 	if err := putString(ctx, tx, key, p.ObjectID, store.Absent); err != nil {
@@ -303,7 +304,8 @@ func (s *Service) SetUserPassword(ctx context.Context, idOrUPN, password string)
 			return err
 		}
 		p.PasswordHash = hash
-		return putJSON(ctx, tx, kPrincipal+p.ObjectID, p, ver)
+		_, err = store.PutJSON(ctx, tx, kPrincipal+p.ObjectID, p, ver)
+		return err
 	})
 }
 
@@ -335,8 +337,8 @@ func (s *Service) listPrincipals(ctx context.Context, tenantID string, kinds ...
 	}
 	var out []*principalRecord
 	for _, rec := range recs {
-		var p principalRecord
-		if err := jsonUnmarshal(rec.Value, &p); err != nil {
+		p, err := store.DecodeJSON[principalRecord](rec)
+		if err != nil {
 			return nil, err
 		}
 		if tenantID != "" && p.TenantID != tenantID {
@@ -344,7 +346,7 @@ func (s *Service) listPrincipals(ctx context.Context, tenantID string, kinds ...
 		}
 		for _, k := range kinds {
 			if p.Kind == k {
-				out = append(out, &p)
+				out = append(out, p)
 				break
 			}
 		}
@@ -386,7 +388,7 @@ func (s *Service) createAppTx(ctx context.Context, tx store.Tx, tenantID, displa
 		key string
 		v   any
 	}{{kApp + app.AppID, app}, {kPrincipal + sp.ObjectID, sp}} {
-		if err := putJSON(ctx, tx, w.key, w.v, store.Absent); err != nil {
+		if _, err := store.PutJSON(ctx, tx, w.key, w.v, store.Absent); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -407,12 +409,12 @@ func (s *Service) getApp(ctx context.Context, r store.Reader, id string) (*appRe
 	}
 	id = strings.ToLower(id)
 	var app appRecord
-	ver, err := getJSON(ctx, r, kApp+id, &app)
+	ver, err := store.LoadJSON(ctx, r, kApp+id, &app)
 	if isNotFound(err) {
 		appID, err2 := getString(ctx, r, kAppObj+id)
 		if isNotFound(err2) {
 			var p principalRecord
-			if _, err3 := getJSON(ctx, r, kPrincipal+id, &p); err3 == nil && p.Kind == principal.ServicePrincipal {
+			if _, err3 := store.LoadJSON(ctx, r, kPrincipal+id, &p); err3 == nil && p.Kind == principal.ServicePrincipal {
 				appID, err2 = p.AppID, nil
 			}
 		}
@@ -421,7 +423,7 @@ func (s *Service) getApp(ctx context.Context, r store.Reader, id string) (*appRe
 		} else if err2 != nil {
 			return nil, 0, err2
 		}
-		ver, err = getJSON(ctx, r, kApp+appID, &app)
+		ver, err = store.LoadJSON(ctx, r, kApp+appID, &app)
 	}
 	if isNotFound(err) {
 		return nil, 0, errObjectNotFound(id)
@@ -456,8 +458,8 @@ func (s *Service) ListApplications(ctx context.Context, tenantID string) ([]*App
 	}
 	var out []*Application
 	for _, rec := range recs {
-		var a appRecord
-		if err := jsonUnmarshal(rec.Value, &a); err != nil {
+		a, err := store.DecodeJSON[appRecord](rec)
+		if err != nil {
 			return nil, err
 		}
 		if tenantID == "" || a.TenantID == tenantID {
@@ -519,7 +521,8 @@ func (s *Service) AddPassword(ctx context.Context, appID, displayName string, en
 			return badRequest("BadParameter", "An application can have at most %d password credentials.", maxCredentials)
 		}
 		app.Passwords = append(app.Passwords, cred)
-		return putJSON(ctx, tx, kApp+app.AppID, app, ver)
+		_, err = store.PutJSON(ctx, tx, kApp+app.AppID, app, ver)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -545,7 +548,8 @@ func (s *Service) RemovePassword(ctx context.Context, appID, keyID string) error
 		for i, p := range app.Passwords {
 			if strings.EqualFold(p.KeyID, keyID) {
 				app.Passwords = append(app.Passwords[:i], app.Passwords[i+1:]...)
-				return putJSON(ctx, tx, kApp+app.AppID, app, ver)
+				_, err := store.PutJSON(ctx, tx, kApp+app.AppID, app, ver)
+				return err
 			}
 		}
 		return azerr.NotFound("Request_ResourceNotFound", "No password credential with keyId '%s'.", truncate(keyID, 64))
@@ -611,7 +615,8 @@ func (s *Service) AddCertificate(ctx context.Context, appID string, certPEM []by
 			}
 		}
 		app.Keys = append(app.Keys, kc)
-		return putJSON(ctx, tx, kApp+app.AppID, app, ver)
+		_, err = store.PutJSON(ctx, tx, kApp+app.AppID, app, ver)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -690,7 +695,7 @@ type bootstrapRecord struct {
 
 func (s *Service) bootstrapRecord(ctx context.Context, r store.Reader) (*bootstrapRecord, error) {
 	var b bootstrapRecord
-	if _, err := getJSON(ctx, r, kBootstrap, &b); err != nil {
+	if _, err := store.LoadJSON(ctx, r, kBootstrap, &b); err != nil {
 		return nil, err
 	}
 	return &b, nil
@@ -737,7 +742,8 @@ func (s *Service) Bootstrap(ctx context.Context) (*BootstrapResult, error) {
 			return err
 		}
 		created = true
-		return putJSON(ctx, tx, kBootstrap, b, store.Absent)
+		_, err = store.PutJSON(ctx, tx, kBootstrap, b, store.Absent)
+		return err
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Another replica bootstrapped concurrently.

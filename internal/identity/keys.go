@@ -95,7 +95,7 @@ func (s *Service) rotate(ctx context.Context, force bool) error {
 	}
 	return s.st.Update(ctx, func(tx store.Tx) error {
 		var st keyState
-		ver, err := getJSON(ctx, tx, kSigning, &st)
+		ver, err := store.LoadJSON(ctx, tx, kSigning, &st)
 		if isNotFound(err) {
 			ver = store.Absent
 		} else if err != nil {
@@ -122,7 +122,8 @@ func (s *Service) rotate(ctx context.Context, force bool) error {
 		rec.Created = now
 		st.Keys = append(kept, rec)
 		st.Active = rec.KID
-		return putJSON(ctx, tx, kSigning, &st, ver)
+		_, err = store.PutJSON(ctx, tx, kSigning, &st, ver)
+		return err
 	})
 }
 
@@ -162,7 +163,7 @@ func (s *Service) keySetFor(ctx context.Context, force bool) (*keySet, error) {
 func (s *Service) reloadLocked(ctx context.Context) (*keySet, error) {
 	for attempt := 0; ; attempt++ {
 		var st keyState
-		_, err := getJSON(ctx, s.st, kSigning, &st)
+		_, err := store.LoadJSON(ctx, s.st, kSigning, &st)
 		if err != nil && !isNotFound(err) {
 			return nil, err
 		}

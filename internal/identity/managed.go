@@ -103,7 +103,7 @@ func (s *Service) createMITx(ctx context.Context, tx store.Tx, tenantID, resourc
 	p := &principalRecord{ObjectID: newGUID(), TenantID: tenantID, Kind: principal.ManagedIdentity,
 		DisplayName: lastSegment(resourceID), AppID: newGUID(), Enabled: true, Created: s.now(),
 		MIResourceID: resourceID, SystemAssigned: system}
-	if err := putJSON(ctx, tx, kPrincipal+p.ObjectID, p, store.Absent); err != nil {
+	if _, err := store.PutJSON(ctx, tx, kPrincipal+p.ObjectID, p, store.Absent); err != nil {
 		return nil, err
 	}
 	if err := putString(ctx, tx, kClientID+p.AppID, p.ObjectID, store.Absent); err != nil {
@@ -123,7 +123,7 @@ func (s *Service) deleteMITx(ctx context.Context, tx store.Tx, indexKey string) 
 		return err
 	}
 	var p principalRecord
-	if _, err := getJSON(ctx, tx, kPrincipal+oid, &p); err == nil {
+	if _, err := store.LoadJSON(ctx, tx, kPrincipal+oid, &p); err == nil {
 		if err := tx.Delete(ctx, kClientID+p.AppID, store.Any); err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (s *Service) SetResourceIdentity(ctx context.Context, tenantID, resourceID 
 		}
 		if user {
 			rec := attachRecord{ResourceID: resourceID, TenantID: tid, UserAssigned: ids}
-			if err := putJSON(ctx, tx, kAttach+key, rec, store.Any); err != nil {
+			if _, err := store.PutJSON(ctx, tx, kAttach+key, rec, store.Any); err != nil {
 				return err
 			}
 		} else if err := tx.Delete(ctx, kAttach+key, store.Any); err != nil {
@@ -386,7 +386,7 @@ func (s *Service) resourceIdentities(ctx context.Context, r store.Reader, key st
 		return nil, nil, err
 	}
 	var att attachRecord
-	if _, err := getJSON(ctx, r, kAttach+key, &att); err != nil && !isNotFound(err) {
+	if _, err := store.LoadJSON(ctx, r, kAttach+key, &att); err != nil && !isNotFound(err) {
 		return nil, nil, err
 	}
 	var uais []*principalRecord

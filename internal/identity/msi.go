@@ -36,7 +36,7 @@ func (s *Service) IssueWorkloadSecret(ctx context.Context, resourceID string) (s
 		if err := s.revokeWorkloadTx(ctx, tx, key); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, kWorkload+h, workloadRecord{ResourceID: resourceID, Hash: h}, store.Absent); err != nil {
+		if _, err := store.PutJSON(ctx, tx, kWorkload+h, workloadRecord{ResourceID: resourceID, Hash: h}, store.Absent); err != nil {
 			return err
 		}
 		return putString(ctx, tx, kWorkloadRes+key, h, store.Any)
@@ -119,7 +119,7 @@ func (s *Service) serveMSIToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var wr workloadRecord
-	if _, err := getJSON(ctx, s.st, kWorkload+h, &wr); err != nil || !equalHash(wr.Hash, h) {
+	if _, err := store.LoadJSON(ctx, s.st, kWorkload+h, &wr); err != nil || !equalHash(wr.Hash, h) {
 		if err != nil && !isNotFound(err) {
 			s.log.Error("identity: msi token", "err", err)
 		}

@@ -427,7 +427,7 @@ func (s *Service) authenticateClient(ctx context.Context, tr *tokenRequest) (*ap
 	var app appRecord
 	var err error
 	if validID(tr.clientID) {
-		_, err = getJSON(ctx, s.st, kApp+tr.clientID, &app)
+		_, err = store.LoadJSON(ctx, s.st, kApp+tr.clientID, &app)
 	} else {
 		err = store.ErrNotFound
 	}
@@ -648,7 +648,10 @@ func (s *Service) newRefreshToken(ctx context.Context, p *principalRecord, clien
 	now := s.now()
 	rec := refreshRecord{ObjectID: p.ObjectID, TenantID: p.TenantID, ClientID: clientID, Created: now,
 		Expires: now.Add(s.opts.RefreshTokenLifetime)}
-	err = s.st.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kRefresh+h, rec, store.Absent) })
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		_, err := store.PutJSON(ctx, tx, kRefresh+h, rec, store.Absent)
+		return err
+	})
 	return rt, err
 }
 
@@ -686,7 +689,7 @@ func (s *Service) grantRefresh(ctx context.Context, tr *tokenRequest) (*tokenRes
 	// Redeeming deletes the token: each refresh token works once (rotation).
 	err = s.st.Update(ctx, func(tx store.Tx) error {
 		expired = false
-		ver, err := getJSON(ctx, tx, kRefresh+h, &rec)
+		ver, err := store.LoadJSON(ctx, tx, kRefresh+h, &rec)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,26 +148,6 @@ const (
 	kWorkloadRes   = pfx + "workload-res/"  // + lower(resource id) → hex(hmac(secret))
 )
 
-func getJSON(ctx context.Context, r store.Reader, key string, v any) (int64, error) {
-	rec, err := r.Get(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(rec.Value, v); err != nil {
-		return 0, fmt.Errorf("identity: decode %s: %w", key, err)
-	}
-	return rec.Version, nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, key, b, ifVersion)
-	return err
-}
-
 func getString(ctx context.Context, r store.Reader, key string) (string, error) {
 	rec, err := r.Get(ctx, key)
 	if err != nil {
@@ -184,5 +163,3 @@ func putString(ctx context.Context, tx store.Tx, key, v string, ifVersion int64)
 
 // isNotFound reports a missing store key.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

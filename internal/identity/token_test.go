@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyhaven/keyhaven/internal/principal"
+	"github.com/keyhaven/keyhaven/internal/store"
 )
 
 func TestIssueVerifyRoundTrip(t *testing.T) {
@@ -358,7 +359,7 @@ func TestSigningKeyAutoRotationAndReplicas(t *testing.T) {
 	}
 	e.mustVerify(t3)
 	var st keyState
-	if _, err := getJSON(e.ctx, e.st, kSigning, &st); err != nil {
+	if _, err := store.LoadJSON(e.ctx, e.st, kSigning, &st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Keys) != 2 {
