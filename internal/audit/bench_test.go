@@ -8,31 +8,60 @@ import (
 	"github.com/keyhaven/keyhaven/internal/principal"
 )
 
+// benchHandler stands in for a vault read that names its resource.
+var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	info := principal.InfoFrom(r.Context())
+	info.OperationName, info.ResourceID = "SecretGet", testVault
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"value":"v","id":"https://v1.vault.localhost/secrets/a/1"}`))
+})
+
+func benchRequest() *http.Request {
+	return withInfo(httptest.NewRequest("GET", "https://v1.vault.localhost/secrets/a?api-version=7.5", nil),
+		&principal.Info{RequestID: "r", Principal: userPrincipal()})
+}
+
 // BenchmarkMiddleware measures what auditing adds to a request: building
 // the event and one durable SQLite transaction (event, two index entries,
 // stream head).
 func BenchmarkMiddleware(b *testing.B) {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := principal.InfoFrom(r.Context())
-		info.OperationName, info.ResourceID = "SecretGet", testVault
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"value":"v","id":"https://v1.vault.localhost/secrets/a/1"}`))
-	})
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			r := withInfo(httptest.NewRequest("GET", "https://v1.vault.localhost/secrets/a?api-version=7.5", nil),
-				&principal.Info{RequestID: "r", Principal: userPrincipal()})
-			h.ServeHTTP(httptest.NewRecorder(), r)
+			h.ServeHTTP(httptest.NewRecorder(), benchRequest())
 		}
 	}
-	b.Run("bare", func(b *testing.B) { run(b, inner) })
+	b.Run("bare", func(b *testing.B) { run(b, benchHandler) })
 	b.Run("audited", func(b *testing.B) {
 		e := newEnv(b, Options{})
-		run(b, e.log.Middleware(inner))
+		run(b, e.log.Middleware(benchHandler))
 	})
 	b.Run("not-auditable-path", func(b *testing.B) {
 		e := newEnv(b, Options{Auditable: func(*http.Request) bool { return false }})
-		run(b, e.log.Middleware(inner))
+		run(b, e.log.Middleware(benchHandler))
+	})
+}
+
+// BenchmarkMiddlewareParallel is the per-request cost with 16 requests in
+// flight per core (b.RunParallel, SetParallelism 8 on GOMAXPROCS cores), all
+// on one stream: the case group commit exists for.
+func BenchmarkMiddlewareParallel(b *testing.B) {
+	run := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, benchRequest())
+				if w.Code != 200 {
+					b.Errorf("status %d", w.Code)
+				}
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) { run(b, benchHandler) })
+	b.Run("audited", func(b *testing.B) {
+		e := newEnv(b, Options{})
+		run(b, e.log.Middleware(benchHandler))
 	})
 }
