@@ -35,7 +35,7 @@ func correlationID(ctx context.Context) string {
 func (p *Provider) updateCluster(ctx context.Context, id arm.ResourceID, fn func(c *clusterRecord) error) (*clusterRecord, error) {
 	var out *clusterRecord
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		c, ver, err := getJSON[clusterRecord](ctx, tx, keyOf(id))
+		c, ver, err := store.GetJSON[clusterRecord](ctx, tx, keyOf(id))
 		if isNotFound(err) {
 			return arm.ResourceNotFound(id)
 		}
@@ -46,7 +46,8 @@ func (p *Provider) updateCluster(ctx context.Context, id arm.ResourceID, fn func
 			return err
 		}
 		out = c
-		return putJSON(ctx, tx, keyOf(id), c, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), c, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -120,7 +121,7 @@ func (p *Provider) deploy(ctx context.Context, id arm.ResourceID) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+	c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 	if err != nil {
 		return storeErr(err)
 	}
@@ -179,7 +180,7 @@ func (p *Provider) deploy(ctx context.Context, id arm.ResourceID) error {
 // claim writes a child resource unless another cluster owns one by that
 // name.
 func claim[T any](ctx context.Context, tx store.Tx, key, clusterID string, v *T, owner func(*T) string) error {
-	cur, _, err := getJSON[T](ctx, tx, key)
+	cur, _, err := store.GetJSON[T](ctx, tx, key)
 	if err == nil && !strings.EqualFold(owner(cur), clusterID) {
 		return azerr.New(http.StatusConflict, "ResourceNameConflict",
 			"A resource named by this cluster's rack definitions already belongs to cluster '%s'.", owner(cur))
@@ -187,7 +188,8 @@ func claim[T any](ctx context.Context, tx store.Tx, key, clusterID string, v *T,
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return putJSON(ctx, tx, key, v, store.Any)
+	_, err = store.PutJSON(ctx, tx, key, v, store.Any)
+	return err
 }
 
 // parseKinds maps credential names (case-insensitive) to kinds.
@@ -245,7 +247,7 @@ func (p *Provider) rotateCredential(ctx context.Context, req *arm.Request) (*arm
 		return nil, err
 	}
 	id := req.Target
-	c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+	c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 	if isNotFound(err) {
 		return nil, arm.ResourceNotFound(id)
 	}

@@ -202,7 +202,7 @@ func (p *Provider) serveClusters(ctx context.Context, req *arm.Request) (*arm.Re
 	}
 	switch req.Method {
 	case http.MethodGet:
-		c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(req.ID))
+		c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(req.ID))
 		if isNotFound(err) {
 			return nil, arm.ResourceNotFound(req.ID)
 		}
@@ -342,7 +342,7 @@ func (p *Provider) putCluster(ctx context.Context, req *arm.Request) (*arm.Respo
 		return nil, badProp("properties", "The 'properties' object is required.")
 	}
 	id := req.ID
-	cur, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+	cur, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 	exists := err == nil
 	if err != nil && !isNotFound(err) {
 		return nil, azerr.Internal(err)
@@ -447,19 +447,21 @@ func (p *Provider) putCluster(ctx context.Context, req *arm.Request) (*arm.Respo
 		}
 	}
 	err = p.st.Update(ctx, func(tx store.Tx) error {
-		_, ver, err := getJSON[clusterRecord](ctx, tx, keyOf(id))
+		_, ver, err := store.GetJSON[clusterRecord](ctx, tx, keyOf(id))
 		switch {
 		case isNotFound(err):
 			if exists {
 				return azerr.New(http.StatusConflict, "Conflict", "The cluster was deleted meanwhile; retry the operation.")
 			}
-			return putJSON(ctx, tx, keyOf(id), c, store.Absent)
+			_, err := store.PutJSON(ctx, tx, keyOf(id), c, store.Absent)
+			return err
 		case err != nil:
 			return err
 		case !exists:
 			return azerr.New(http.StatusConflict, "Conflict", "The cluster was created by another request meanwhile; retry the operation.")
 		}
-		return putJSON(ctx, tx, keyOf(id), c, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), c, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -561,13 +563,14 @@ func (p *Provider) linkManager(ctx context.Context, c *clusterRecord, el *extend
 func (p *Provider) settleCluster(ctx context.Context, id arm.ResourceID) (any, error) {
 	var out *clusterRecord
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		c, ver, err := getJSON[clusterRecord](ctx, tx, keyOf(id))
+		c, ver, err := store.GetJSON[clusterRecord](ctx, tx, keyOf(id))
 		if err != nil {
 			return err
 		}
 		c.ProvisioningState = "Succeeded"
 		out = c
-		return putJSON(ctx, tx, keyOf(id), c, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), c, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -590,7 +593,7 @@ func (p *Provider) patchCluster(ctx context.Context, req *arm.Request) (*arm.Res
 		}
 	}
 	id := req.ID
-	cur, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+	cur, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 	if isNotFound(err) {
 		return nil, arm.ResourceNotFound(id)
 	}
@@ -663,7 +666,7 @@ func (p *Provider) patchCluster(ctx context.Context, req *arm.Request) (*arm.Res
 	c.ProvisioningState = "Updating"
 	c.SystemData = cur.SystemData.Touched(req.Principal, req.Now)
 	err = p.st.Update(ctx, func(tx store.Tx) error {
-		now, ver, err := getJSON[clusterRecord](ctx, tx, keyOf(id))
+		now, ver, err := store.GetJSON[clusterRecord](ctx, tx, keyOf(id))
 		if isNotFound(err) {
 			return arm.ResourceNotFound(id)
 		}
@@ -672,7 +675,8 @@ func (p *Provider) patchCluster(ctx context.Context, req *arm.Request) (*arm.Res
 		}
 		// Deploy state moves on its own; keep what it is now.
 		c.DeployState, c.DeployMessage, c.ActionStates = now.DeployState, now.DeployMessage, now.ActionStates
-		return putJSON(ctx, tx, keyOf(id), &c, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), &c, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -697,7 +701,7 @@ func (p *Provider) patchCluster(ctx context.Context, req *arm.Request) (*arm.Res
 }
 
 func (p *Provider) deleteCluster(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(req.ID))
+	c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(req.ID))
 	if isNotFound(err) {
 		return arm.NoContent(), nil
 	}

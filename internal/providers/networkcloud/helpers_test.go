@@ -347,8 +347,6 @@ func jsonEqual(t *testing.T, got any, want string) {
 	}
 }
 
-type storeTx = store.Tx
-
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

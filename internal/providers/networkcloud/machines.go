@@ -128,7 +128,7 @@ func (p *Provider) serveMachines(ctx context.Context, req *arm.Request) (*arm.Re
 		return nil, azerr.New(http.StatusMethodNotAllowed, "MethodNotAllowed",
 			"Bare metal machines are created and deleted with their cluster (deploy / delete).")
 	}
-	m, _, err := getJSON[machineRecord](ctx, p.st, keyOf(req.ID))
+	m, _, err := store.GetJSON[machineRecord](ctx, p.st, keyOf(req.ID))
 	if isNotFound(err) {
 		return nil, arm.ResourceNotFound(req.ID)
 	}
@@ -169,7 +169,7 @@ func (p *Provider) setCordon(ctx context.Context, req *arm.Request, cordon bool)
 	corr := correlationID(ctx)
 	var loc string
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		m, ver, err := getJSON[machineRecord](ctx, tx, keyOf(id))
+		m, ver, err := store.GetJSON[machineRecord](ctx, tx, keyOf(id))
 		if isNotFound(err) {
 			return arm.ResourceNotFound(id)
 		}
@@ -180,7 +180,8 @@ func (p *Provider) setCordon(ctx context.Context, req *arm.Request, cordon bool)
 		m.CordonStatus = status
 		m.ActionStates = setAction(m.ActionStates, actionState{ActionType: action, CorrelationID: corr, StartTime: start,
 			EndTime: start, Status: "Completed"})
-		return putJSON(ctx, tx, keyOf(id), m, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), m, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -213,7 +214,7 @@ func (p *Provider) serveAppliances(ctx context.Context, req *arm.Request) (*arm.
 		return nil, azerr.New(http.StatusMethodNotAllowed, "MethodNotAllowed",
 			"Storage appliances are created and deleted with their cluster (deploy / delete).")
 	}
-	a, _, err := getJSON[applianceRecord](ctx, p.st, keyOf(req.ID))
+	a, _, err := store.GetJSON[applianceRecord](ctx, p.st, keyOf(req.ID))
 	if isNotFound(err) {
 		return nil, arm.ResourceNotFound(req.ID)
 	}

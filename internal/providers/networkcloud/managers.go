@@ -139,7 +139,7 @@ func (p *Provider) serveManagers(ctx context.Context, req *arm.Request) (*arm.Re
 	}
 	switch req.Method {
 	case http.MethodGet:
-		m, _, err := getJSON[managerRecord](ctx, p.st, keyOf(req.ID))
+		m, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(req.ID))
 		if isNotFound(err) {
 			return nil, arm.ResourceNotFound(req.ID)
 		}
@@ -266,12 +266,13 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 	id := m.id()
 	var existing *managerRecord
 	err = p.st.Update(ctx, func(tx store.Tx) error {
-		cur, ver, err := getJSON[managerRecord](ctx, tx, keyOf(id))
+		cur, ver, err := store.GetJSON[managerRecord](ctx, tx, keyOf(id))
 		existing = nil
 		switch {
 		case isNotFound(err):
 			m.SystemData = arm.NewSystemData(req.Principal, req.Now)
-			return putJSON(ctx, tx, keyOf(id), m, store.Absent)
+			_, err := store.PutJSON(ctx, tx, keyOf(id), m, store.Absent)
+			return err
 		case err != nil:
 			return err
 		}
@@ -285,7 +286,8 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 		m.FabricControllerID, m.ManagedRG = cur.FabricControllerID, cur.ManagedRG
 		m.ProvisioningState = "Updating"
 		m.SystemData = cur.SystemData.Touched(req.Principal, req.Now)
-		return putJSON(ctx, tx, keyOf(id), m, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), m, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -303,7 +305,7 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 			return nil, identityErr(err)
 		}
 	}
-	cur, _, err := getJSON[managerRecord](ctx, p.st, keyOf(id))
+	cur, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(id))
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -347,13 +349,14 @@ func finishPut(ctx context.Context, req *arm.Request, created bool, initial any,
 func (p *Provider) settleManager(ctx context.Context, id arm.ResourceID) (any, error) {
 	var out *managerRecord
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		m, ver, err := getJSON[managerRecord](ctx, tx, keyOf(id))
+		m, ver, err := store.GetJSON[managerRecord](ctx, tx, keyOf(id))
 		if err != nil {
 			return err
 		}
 		m.ProvisioningState = "Succeeded"
 		out = m
-		return putJSON(ctx, tx, keyOf(id), m, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(id), m, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -375,7 +378,7 @@ func (p *Provider) patchManager(ctx context.Context, req *arm.Request) (*arm.Res
 			return nil, err
 		}
 	}
-	m, _, err := getJSON[managerRecord](ctx, p.st, keyOf(req.ID))
+	m, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(req.ID))
 	if isNotFound(err) {
 		return nil, arm.ResourceNotFound(req.ID)
 	}
@@ -388,7 +391,7 @@ func (p *Provider) patchManager(ctx context.Context, req *arm.Request) (*arm.Res
 		}
 	}
 	err = p.st.Update(ctx, func(tx store.Tx) error {
-		cur, ver, err := getJSON[managerRecord](ctx, tx, keyOf(req.ID))
+		cur, ver, err := store.GetJSON[managerRecord](ctx, tx, keyOf(req.ID))
 		if isNotFound(err) {
 			return arm.ResourceNotFound(req.ID)
 		}
@@ -400,7 +403,8 @@ func (p *Provider) patchManager(ctx context.Context, req *arm.Request) (*arm.Res
 		}
 		cur.SystemData = cur.SystemData.Touched(req.Principal, req.Now)
 		m = cur
-		return putJSON(ctx, tx, keyOf(req.ID), cur, ver)
+		_, err = store.PutJSON(ctx, tx, keyOf(req.ID), cur, ver)
+		return err
 	})
 	if err != nil {
 		return nil, storeErr(err)
@@ -413,7 +417,7 @@ func (p *Provider) patchManager(ctx context.Context, req *arm.Request) (*arm.Res
 }
 
 func (p *Provider) deleteManager(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	m, _, err := getJSON[managerRecord](ctx, p.st, keyOf(req.ID))
+	m, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(req.ID))
 	if isNotFound(err) {
 		return arm.NoContent(), nil
 	}
@@ -449,7 +453,7 @@ func (p *Provider) removeManager(ctx context.Context, id arm.ResourceID) error {
 // ID) to the manager, within the subscription.
 func (p *Provider) findManager(ctx context.Context, sub, ref string) (*managerRecord, error) {
 	if id, err := arm.ParseResourceID(ref); err == nil && strings.EqualFold(id.ResourceType(), ClusterManagerType) && id.ResourceGroup != "" {
-		m, _, err := getJSON[managerRecord](ctx, p.st, keyOf(id))
+		m, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(id))
 		if err == nil {
 			return m, nil
 		}

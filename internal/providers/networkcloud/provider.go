@@ -122,27 +122,6 @@ func (p *Provider) ResourceTypes() []arm.ResourceType {
 
 // --- store helpers ---
 
-func getJSON[T any](ctx context.Context, r store.Reader, key string) (*T, int64, error) {
-	rec, err := r.Get(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	var v T
-	if err := json.Unmarshal(rec.Value, &v); err != nil {
-		return nil, 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return &v, rec.Version, nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, key, b, ifVersion)
-	return err
-}
-
 func listJSON[T any](ctx context.Context, r store.Reader, pfx string) ([]*T, error) {
 	var out []*T
 	after := ""
@@ -152,11 +131,11 @@ func listJSON[T any](ctx context.Context, r store.Reader, pfx string) ([]*T, err
 			return nil, err
 		}
 		for _, rec := range recs {
-			var v T
-			if err := json.Unmarshal(rec.Value, &v); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", rec.Key, err)
+			v, err := store.DecodeJSON[T](rec)
+			if err != nil {
+				return nil, err
 			}
-			out = append(out, &v)
+			out = append(out, v)
 		}
 		if len(recs) < 500 {
 			return out, nil

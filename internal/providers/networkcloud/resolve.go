@@ -10,6 +10,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/rotation"
+	"github.com/keyhaven/keyhaven/internal/store"
 )
 
 // Codes of the archive conditions ResolveArchive reports.
@@ -64,7 +65,7 @@ func (p *Provider) ResolveArchive(ctx context.Context, clusterID string) (*rotat
 	if err != nil || !strings.EqualFold(id.ResourceType(), ClusterType) || id.ResourceGroup == "" {
 		return nil, archiveErr(CodeClusterNotFound, "'%s' is not a cluster resource ID.", clip(clusterID, 300))
 	}
-	c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+	c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 	if isNotFound(err) {
 		return nil, archiveErr(CodeClusterNotFound, "The cluster '%s' does not exist.", id.String())
 	}
@@ -141,7 +142,7 @@ func (p *Provider) resolveManagerPath(ctx context.Context, c *clusterRecord, sa 
 	if err != nil {
 		return nil, archiveErr(CodeClusterManagerNotConfigured, "The cluster '%s' clusterManagerId is invalid.", c.Name)
 	}
-	if _, _, err := getJSON[managerRecord](ctx, p.st, keyOf(mid)); isNotFound(err) {
+	if _, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(mid)); isNotFound(err) {
 		return nil, archiveErr(CodeClusterManagerNotFound, "The cluster manager '%s' of cluster '%s' does not exist.", mid.String(), c.Name)
 	} else if err != nil {
 		return nil, azerr.Internal(err)
@@ -184,7 +185,7 @@ func (p *Provider) OwnerState(ctx context.Context, ownerID string) (string, erro
 	}
 	switch strings.ToLower(id.TypePath()) {
 	case strings.ToLower(typeClusters):
-		c, _, err := getJSON[clusterRecord](ctx, p.st, keyOf(id))
+		c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(id))
 		if isNotFound(err) {
 			return "", arm.ResourceNotFound(id)
 		}
@@ -196,7 +197,7 @@ func (p *Provider) OwnerState(ctx context.Context, ownerID string) (string, erro
 		}
 		return OwnerProvisioning, nil
 	case strings.ToLower(typeMachines):
-		m, _, err := getJSON[machineRecord](ctx, p.st, keyOf(id))
+		m, _, err := store.GetJSON[machineRecord](ctx, p.st, keyOf(id))
 		if isNotFound(err) {
 			return OwnerProvisioning, nil // defined, not deployed yet
 		}
@@ -208,7 +209,7 @@ func (p *Provider) OwnerState(ctx context.Context, ownerID string) (string, erro
 		}
 		return OwnerReady, nil
 	case strings.ToLower(typeAppliances):
-		_, _, err := getJSON[applianceRecord](ctx, p.st, keyOf(id))
+		_, _, err := store.GetJSON[applianceRecord](ctx, p.st, keyOf(id))
 		if isNotFound(err) {
 			return OwnerProvisioning, nil
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/rotation"
+	"github.com/keyhaven/keyhaven/internal/store"
 )
 
 func TestResolveArchive(t *testing.T) {
@@ -68,7 +69,7 @@ func TestResolveArchive(t *testing.T) {
 		{name: "fail/manager-ambiguous", cm: "cmtwo", mod: func(_, p map[string]any) { p["secretArchive"] = legacy }, code: CodeAmbiguousIdentity},
 		{name: "fail/manager-deleted", cm: "cmsys", mod: func(_, p map[string]any) { p["secretArchive"] = legacy },
 			after: func(t *testing.T, id string) {
-				c, _, _ := getJSON[clusterRecord](e.ctx, e.st, clPathKey(id))
+				c, _, _ := store.GetJSON[clusterRecord](e.ctx, e.st, clPathKey(id))
 				c.ClusterManagerID = cmPath("gone")
 				putRecord(t, e, clPathKey(id), c)
 			}, code: CodeClusterManagerNotFound},
@@ -136,7 +137,10 @@ func clPathKey(id string) string {
 
 func putRecord(t *testing.T, e *env, key string, v any) {
 	t.Helper()
-	if err := e.st.Update(e.ctx, func(tx storeTx) error { return putJSON(e.ctx, tx, key, v, 0) }); err != nil {
+	if err := e.st.Update(e.ctx, func(tx store.Tx) error {
+		_, err := store.PutJSON(e.ctx, tx, key, v, store.Any)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
