@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,26 +19,6 @@ func containerNotFound(c string) error {
 
 func blobNotFound() error {
 	return azerr.NotFound("BlobNotFound", "The specified blob does not exist.")
-}
-
-func getJSON(ctx context.Context, r store.Reader, key string, v any) (int64, error) {
-	rec, err := r.Get(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(rec.Value, v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return rec.Version, nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, key, b, ifVersion)
-	return err
 }
 
 // AppendBlob appends data to the append blob blobPath in container of the
@@ -69,7 +48,7 @@ func (p *Provider) AppendBlob(ctx context.Context, accountID, container, blobPat
 		}
 		aid := a.InternalID
 		var c containerRecord
-		_, err = getJSON(ctx, tx, containerKey(aid, container), &c)
+		_, err = store.LoadJSON(ctx, tx, containerKey(aid, container), &c)
 		if errors.Is(err, store.ErrNotFound) {
 			existing, err := tx.List(ctx, containerPrefix+aid+"/", store.ListOptions{Limit: MaxContainers})
 			if err != nil {
@@ -79,19 +58,18 @@ func (p *Provider) AppendBlob(ctx context.Context, accountID, container, blobPat
 				return azerr.New(http.StatusConflict, "TooManyContainers", "The storage account has the maximum of %d containers.", MaxContainers)
 			}
 			c = containerRecord{Name: container, Created: now, LastModified: now}
-			if err := putJSON(ctx, tx, containerKey(aid, container), c, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, containerKey(aid, container), c, store.Absent); err != nil {
 				return err
 			}
 		} else if err != nil {
 			return err
 		}
 		var m blobMeta
-		ver, err := getJSON(ctx, tx, metaKey(aid, container, blobPath), &m)
+		ver, err := store.LoadJSON(ctx, tx, metaKey(aid, container, blobPath), &m)
 		if errors.Is(err, store.ErrNotFound) {
 			m = blobMeta{ID: strings.ToLower(p.opts.NewID()), Container: container, Name: blobPath, Created: now}
 			ver = store.Absent
-			ref, _ := json.Marshal(blobRef{Container: container, Name: blobPath})
-			if _, err := tx.Put(ctx, idKey(aid, m.ID), ref, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, idKey(aid, m.ID), blobRef{Container: container, Name: blobPath}, store.Absent); err != nil {
 				return err
 			}
 		} else if err != nil {
@@ -108,7 +86,8 @@ func (p *Provider) AppendBlob(ctx context.Context, accountID, container, blobPat
 		m.Size += int64(len(data))
 		m.Appends++
 		m.LastModified = now
-		return putJSON(ctx, tx, metaKey(aid, container, blobPath), m, ver)
+		_, err = store.PutJSON(ctx, tx, metaKey(aid, container, blobPath), m, ver)
+		return err
 	})
 	return apiErr(err)
 }
@@ -159,9 +138,9 @@ func (p *Provider) listBlobs(ctx context.Context, r store.Reader, aid, container
 	}
 	out := make([]BlobInfo, 0, len(recs))
 	for _, rec := range recs {
-		var m blobMeta
-		if err := json.Unmarshal(rec.Value, &m); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", rec.Key, err)
+		m, err := store.DecodeJSON[blobMeta](rec)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, m.info())
 	}
@@ -183,7 +162,7 @@ func (p *Provider) ReadBlob(ctx context.Context, accountID, container, blobPath 
 			return err
 		}
 		var m blobMeta
-		if _, err := getJSON(ctx, r, metaKey(a.InternalID, container, blobPath), &m); errors.Is(err, store.ErrNotFound) {
+		if _, err := store.LoadJSON(ctx, r, metaKey(a.InternalID, container, blobPath), &m); errors.Is(err, store.ErrNotFound) {
 			return blobNotFound()
 		} else if err != nil {
 			return err
@@ -295,7 +274,8 @@ func (p *Provider) SetRetention(ctx context.Context, accountID, container, prefi
 		if days == 0 {
 			return tx.Delete(ctx, key, store.Any)
 		}
-		return putJSON(ctx, tx, key, retentionRule{Container: container, Prefix: prefix, Days: days}, store.Any)
+		_, err = store.PutJSON(ctx, tx, key, retentionRule{Container: container, Prefix: prefix, Days: days}, store.Any)
+		return err
 	})
 	return apiErr(err)
 }
@@ -319,12 +299,12 @@ func (p *Provider) PruneBlobs(ctx context.Context, now time.Time) (int, error) {
 			return n, err
 		}
 		for _, rec := range rules {
-			var rule retentionRule
-			if err := json.Unmarshal(rec.Value, &rule); err != nil {
-				return n, fmt.Errorf("decode %s: %w", rec.Key, err)
+			rule, err := store.DecodeJSON[retentionRule](rec)
+			if err != nil {
+				return n, err
 			}
 			aid, _, _ := strings.Cut(strings.TrimPrefix(rec.Key, retentionPrefix), "/")
-			k, err := p.pruneRule(ctx, aid, rule, now.Add(-time.Duration(rule.Days)*24*time.Hour))
+			k, err := p.pruneRule(ctx, aid, *rule, now.Add(-time.Duration(rule.Days)*24*time.Hour))
 			n += k
 			if err != nil {
 				return n, err
@@ -346,14 +326,14 @@ func (p *Provider) pruneRule(ctx context.Context, aid string, rule retentionRule
 			return n, err
 		}
 		for _, rec := range recs {
-			var m blobMeta
-			if err := json.Unmarshal(rec.Value, &m); err != nil {
-				return n, fmt.Errorf("decode %s: %w", rec.Key, err)
+			m, err := store.DecodeJSON[blobMeta](rec)
+			if err != nil {
+				return n, err
 			}
 			if !m.LastModified.Before(cutoff) {
 				continue
 			}
-			err := p.st.Update(ctx, func(tx store.Tx) error { return deleteBlob(ctx, tx, aid, &m, rec.Version) })
+			err = p.st.Update(ctx, func(tx store.Tx) error { return deleteBlob(ctx, tx, aid, m, rec.Version) })
 			if errors.Is(err, store.ErrConflict) {
 				continue // appended to meanwhile: no longer old
 			}

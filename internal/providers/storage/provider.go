@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,24 +73,14 @@ func (p *Provider) ResourceTypes() []arm.ResourceType {
 	}
 }
 
+// get reads the storage account record named name.
 func (p *Provider) get(ctx context.Context, r store.Reader, name string) (*record, int64, error) {
-	rec, err := r.Get(ctx, nameKey(name))
-	if err != nil {
-		return nil, 0, err
-	}
-	var a record
-	if err := json.Unmarshal(rec.Value, &a); err != nil {
-		return nil, 0, fmt.Errorf("decode storage account %s: %w", name, err)
-	}
-	return &a, rec.Version, nil
+	return store.GetJSON[record](ctx, r, nameKey(name))
 }
 
+// put writes a at the key its name gives.
 func put(ctx context.Context, tx store.Tx, a *record, ifVersion int64) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, nameKey(a.Name), b, ifVersion)
+	_, err := store.PutJSON(ctx, tx, nameKey(a.Name), a, ifVersion)
 	return err
 }
 

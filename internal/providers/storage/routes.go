@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -103,7 +102,7 @@ func (p *Provider) serveContainers(ctx context.Context, req *arm.Request) (*arm.
 		}
 		if req.Kind == arm.KindResource {
 			var c containerRecord
-			if _, err := getJSON(ctx, r, containerKey(a.InternalID, s.container), &c); errors.Is(err, store.ErrNotFound) {
+			if _, err := store.LoadJSON(ctx, r, containerKey(a.InternalID, s.container), &c); errors.Is(err, store.ErrNotFound) {
 				return containerNotFound(s.container)
 			} else if err != nil {
 				return err
@@ -117,11 +116,11 @@ func (p *Provider) serveContainers(ctx context.Context, req *arm.Request) (*arm.
 		}
 		items := make([]containerOut, 0, len(recs))
 		for _, rec := range recs {
-			var c containerRecord
-			if err := json.Unmarshal(rec.Value, &c); err != nil {
+			c, err := store.DecodeJSON[containerRecord](rec)
+			if err != nil {
 				return err
 			}
-			items = append(items, s.renderContainer(&c))
+			items = append(items, s.renderContainer(c))
 		}
 		page, err := arm.Paginate(req, items, func(c containerOut) string { return c.Name })
 		out = page
@@ -205,7 +204,7 @@ func findBlob(ctx context.Context, r store.Reader, aid string, s blobScope) (*bl
 	if !arm.IsGUID(s.blobID) {
 		return nil, 0, blobNotFound()
 	}
-	if _, err := getJSON(ctx, r, idKey(aid, s.blobID), &ref); errors.Is(err, store.ErrNotFound) {
+	if _, err := store.LoadJSON(ctx, r, idKey(aid, s.blobID), &ref); errors.Is(err, store.ErrNotFound) {
 		return nil, 0, blobNotFound()
 	} else if err != nil {
 		return nil, 0, err
@@ -214,7 +213,7 @@ func findBlob(ctx context.Context, r store.Reader, aid string, s blobScope) (*bl
 		return nil, 0, blobNotFound()
 	}
 	var m blobMeta
-	ver, err := getJSON(ctx, r, metaKey(aid, ref.Container, ref.Name), &m)
+	ver, err := store.LoadJSON(ctx, r, metaKey(aid, ref.Container, ref.Name), &m)
 	if errors.Is(err, store.ErrNotFound) || err == nil && m.ID != s.blobID {
 		return nil, 0, blobNotFound()
 	}
