@@ -2,7 +2,6 @@ package keyvault
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,24 +92,14 @@ func (p *Provider) ResourceTypes() []arm.ResourceType {
 	}
 }
 
+// get reads the vault record named name.
 func (p *Provider) get(ctx context.Context, r store.Reader, name string) (*record, int64, error) {
-	rec, err := r.Get(ctx, nameKey(name))
-	if err != nil {
-		return nil, 0, err
-	}
-	var v record
-	if err := json.Unmarshal(rec.Value, &v); err != nil {
-		return nil, 0, fmt.Errorf("decode vault %s: %w", name, err)
-	}
-	return &v, rec.Version, nil
+	return store.GetJSON[record](ctx, r, nameKey(name))
 }
 
+// put writes v at the key its name gives.
 func put(ctx context.Context, tx store.Tx, v *record, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, nameKey(v.Name), b, ifVersion)
+	_, err := store.PutJSON(ctx, tx, nameKey(v.Name), v, ifVersion)
 	return err
 }
 
