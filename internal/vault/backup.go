@@ -68,7 +68,7 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 	var recs []store.Record
 	err := s.st.View(ctx, func(r store.Reader) error {
 		var err error
-		head, _, err = getJSON[headRec](ctx, r, headKey(v.InternalID, lname))
+		head, _, err = store.GetJSON[headRec](ctx, r, headKey(v.InternalID, lname))
 		if notFound(err) {
 			return errSecretNotFound(name)
 		}
@@ -92,7 +92,7 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 	blob := backupBlob{Format: backupFormat, Tenant: v.TenantID}
 	scope := backupScope(v.TenantID)
 	for i, r := range recs {
-		vr, err := decode[versionRec](r)
+		vr, err := store.DecodeJSON[versionRec](r)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -248,14 +248,15 @@ func (s *Service) restoreSecret(rq *request) (int, any, error) {
 			return err
 		}
 		for i, m := range bm.Versions {
-			if err := putJSON(ctx, tx, versionKey(v.InternalID, lname, m.Version), versionRec{meta: m, Sealed: sealed[i]}, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, versionKey(v.InternalID, lname, m.Version), versionRec{meta: m, Sealed: sealed[i]}, store.Absent); err != nil {
 				return fmt.Errorf("restore version: %w", err)
 			}
 			if m.Version == bm.Latest {
 				latest = m
 			}
 		}
-		return putJSON(ctx, tx, headKey(v.InternalID, lname), headRec{Meta: latest}, store.Absent)
+		_, err := store.PutJSON(ctx, tx, headKey(v.InternalID, lname), headRec{Meta: latest}, store.Absent)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err

@@ -71,7 +71,7 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 				if !ok {
 					return tx.Delete(ctx, r.Key, store.Any)
 				}
-				d, dv, err := getJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+				d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
 				if notFound(err) || (err == nil && d.PurgeAt != at) {
 					// Recovered, purged by hand, or deleted again later:
 					// the entry is stale.

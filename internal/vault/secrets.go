@@ -150,10 +150,11 @@ func (s *Service) setSecret(rq *request) (int, any, error) {
 			} else if !notFound(err) {
 				return err
 			}
-			if err := putJSON(ctx, tx, versionKey(iid, lname, version), versionRec{meta: m, Sealed: sealed}, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, versionKey(iid, lname, version), versionRec{meta: m, Sealed: sealed}, store.Absent); err != nil {
 				return err
 			}
-			return putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, headVer)
+			_, err = store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, headVer)
+			return err
 		})
 	})
 	if err != nil {
@@ -186,7 +187,7 @@ func (s *Service) replayOf(ctx context.Context, tx store.Tx, headRecord store.Re
 	if h.Meta.Tags[DeliveryTag] != id {
 		return meta{}, false, nil
 	}
-	vr, _, err := getJSON[versionRec](ctx, tx, versionKey(iid, lname, h.Meta.Version))
+	vr, _, err := store.GetJSON[versionRec](ctx, tx, versionKey(iid, lname, h.Meta.Version))
 	if err != nil {
 		return meta{}, false, err
 	}
@@ -210,7 +211,7 @@ func (s *Service) loadVersion(rq *request) (*versionRec, error) {
 	lname := strings.ToLower(name)
 	var vr *versionRec
 	err := s.st.View(ctx, func(r store.Reader) error {
-		h, _, err := getJSON[headRec](ctx, r, headKey(iid, lname))
+		h, _, err := store.GetJSON[headRec](ctx, r, headKey(iid, lname))
 		if notFound(err) {
 			if version != "" {
 				return errSecretNotFound(name + "/" + version)
@@ -223,7 +224,7 @@ func (s *Service) loadVersion(rq *request) (*versionRec, error) {
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vr, _, err = getJSON[versionRec](ctx, r, versionKey(iid, lname, version))
+		vr, _, err = store.GetJSON[versionRec](ctx, r, versionKey(iid, lname, version))
 		if notFound(err) {
 			return errSecretNotFound(name + "/" + version)
 		}
@@ -279,7 +280,7 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 	var m meta
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			h, hv, err := getJSON[headRec](ctx, tx, headKey(iid, lname))
+			h, hv, err := store.GetJSON[headRec](ctx, tx, headKey(iid, lname))
 			if notFound(err) {
 				return errSecretNotFound(name)
 			}
@@ -290,7 +291,7 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 			if version == "" {
 				version = h.Meta.Version
 			}
-			vr, vv, err := getJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
+			vr, vv, err := store.GetJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
 			if notFound(err) {
 				return errSecretNotFound(name + "/" + version)
 			}
@@ -300,11 +301,12 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 			applyUpdate(&vr.meta, req)
 			vr.Updated = now
 			m = vr.meta
-			if err := putJSON(ctx, tx, versionKey(iid, lname, version), vr, vv); err != nil {
+			if _, err := store.PutJSON(ctx, tx, versionKey(iid, lname, version), vr, vv); err != nil {
 				return err
 			}
 			if version == h.Meta.Version {
-				return putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, hv)
+				_, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, hv)
+				return err
 			}
 			return nil
 		})
@@ -325,7 +327,7 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 	var d deletedRec
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			h, hv, err := getJSON[headRec](ctx, tx, headKey(iid, lname))
+			h, hv, err := store.GetJSON[headRec](ctx, tx, headKey(iid, lname))
 			if notFound(err) {
 				return errSecretNotFound(name)
 			}
@@ -333,7 +335,7 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 				return err
 			}
 			d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
-			if err := putJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
 				return err
 			}
 			if err := tx.Delete(ctx, headKey(iid, lname), hv); err != nil {
@@ -353,7 +355,7 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 
 func (s *Service) getDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	d, _, err := getJSON[deletedRec](ctx, s.st, deletedKey(rq.vault.InternalID, strings.ToLower(rq.route.Name)))
+	d, _, err := store.GetJSON[deletedRec](ctx, s.st, deletedKey(rq.vault.InternalID, strings.ToLower(rq.route.Name)))
 	if notFound(err) {
 		return 0, nil, errDeletedNotFound(rq.route.Name)
 	}
@@ -372,7 +374,7 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 	var m meta
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			d, dv, err := getJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+			d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
 			if notFound(err) {
 				return errDeletedNotFound(name)
 			}
@@ -380,7 +382,7 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 				return err
 			}
 			m = d.Meta
-			if err := putJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
+			if _, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
 				return err
 			}
 			if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
@@ -403,7 +405,7 @@ func (s *Service) purgeDeleted(rq *request) (int, any, error) {
 	lname := strings.ToLower(name)
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			d, dv, err := getJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+			d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
 			if notFound(err) {
 				return errDeletedNotFound(name)
 			}
@@ -490,7 +492,7 @@ func (s *Service) listSecrets(rq *request) (int, any, error) {
 	}
 	out := listWire{Value: make([]secretWire, 0, len(recs))}
 	for _, r := range recs {
-		h, err := decode[headRec](r)
+		h, err := store.DecodeJSON[headRec](r)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -519,7 +521,7 @@ func (s *Service) listVersions(rq *request) (int, any, error) {
 	}
 	out := listWire{Value: make([]secretWire, 0, len(recs))}
 	for _, r := range recs {
-		vr, err := decode[versionRec](r)
+		vr, err := store.DecodeJSON[versionRec](r)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -539,7 +541,7 @@ func (s *Service) listDeleted(rq *request) (int, any, error) {
 	}
 	out := listWire{Value: make([]secretWire, 0, len(recs))}
 	for _, r := range recs {
-		d, err := decode[deletedRec](r)
+		d, err := store.DecodeJSON[deletedRec](r)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -52,27 +51,6 @@ func sealAAD(iid, lname, version string) []byte {
 	return []byte("keyhaven/vault/secret/v1\x00" + iid + "\x00" + lname + "\x00" + version)
 }
 
-func getJSON[T any](ctx context.Context, r store.Reader, key string) (*T, int64, error) {
-	rec, err := r.Get(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	var v T
-	if err := json.Unmarshal(rec.Value, &v); err != nil {
-		return nil, 0, fmt.Errorf("vault: corrupt record %s: %w", key, err)
-	}
-	return &v, rec.Version, nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, key, b, ifVersion)
-	return err
-}
-
 func notFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // exists reports whether key exists.
@@ -104,14 +82,6 @@ func deleteAll(ctx context.Context, tx store.Tx, prefix string) error {
 			return nil
 		}
 	}
-}
-
-func decode[T any](r store.Record) (*T, error) {
-	var v T
-	if err := json.Unmarshal(r.Value, &v); err != nil {
-		return nil, fmt.Errorf("vault: corrupt record %s: %w", r.Key, err)
-	}
-	return &v, nil
 }
 
 // purgeTx removes a deleted secret for good: every version, the deleted
