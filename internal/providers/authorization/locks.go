@@ -2,9 +2,7 @@ package authorization
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"unicode"
@@ -139,14 +137,6 @@ func lockNotFound(name string) error {
 	return azerr.NotFound("LockNotFound", "The lock '%s' could not be found.", clip(name, 100))
 }
 
-func decodeLock(rec store.Record) (lockRecord, error) {
-	var l lockRecord
-	if err := json.Unmarshal(rec.Value, &l); err != nil {
-		return l, fmt.Errorf("authorization: decode lock %s: %w", rec.Key, err)
-	}
-	return l, nil
-}
-
 // PutLock creates or replaces the lock name at scope for principal by (for
 // systemData; may be nil) and reports whether it was created. The scope's
 // resource must exist (Options.ResourceExists). It does not authorize: the
@@ -189,11 +179,11 @@ func (p *Provider) PutLockTx(ctx context.Context, tx store.Tx, scope arm.Resourc
 	cur, err := tx.Get(ctx, key)
 	switch {
 	case err == nil:
-		old, err := decodeLock(cur)
+		old, err := store.DecodeJSON[lockRecord](cur)
 		if err != nil {
 			return Lock{}, false, err
 		}
-		rec = old
+		rec = *old
 		rec.Properties = props
 		rec.SystemData = old.SystemData.Touched(by, now)
 	case errors.Is(err, store.ErrNotFound):
@@ -210,11 +200,7 @@ func (p *Provider) PutLockTx(ctx context.Context, tx store.Tx, scope arm.Resourc
 	default:
 		return Lock{}, false, err
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return Lock{}, false, err
-	}
-	if _, err := tx.Put(ctx, key, b, store.Any); err != nil {
+	if _, err := store.PutJSON(ctx, tx, key, rec, store.Any); err != nil {
 		return Lock{}, false, err
 	}
 	return rec.Lock, created, nil
@@ -229,7 +215,7 @@ func (p *Provider) GetLock(ctx context.Context, scope arm.ResourceID, name strin
 	if err != nil {
 		return Lock{}, azerr.Internal(err)
 	}
-	l, err := decodeLock(rec)
+	l, err := store.DecodeJSON[lockRecord](rec)
 	if err != nil {
 		return Lock{}, azerr.Internal(err)
 	}
@@ -261,7 +247,7 @@ func (p *Provider) DeleteLockTx(ctx context.Context, tx store.Tx, scope arm.Reso
 	if err != nil {
 		return Lock{}, err
 	}
-	l, err := decodeLock(cur)
+	l, err := store.DecodeJSON[lockRecord](cur)
 	if err != nil {
 		return Lock{}, err
 	}
@@ -314,11 +300,11 @@ func (p *Provider) locksAround(ctx context.Context, r store.Reader, scope arm.Re
 			return nil, err
 		}
 		for _, rec := range recs {
-			l, err := decodeLock(rec)
+			l, err := store.DecodeJSON[lockRecord](rec)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, l)
+			out = append(out, *l)
 		}
 		if len(out) > maxLocksListed {
 			return nil, azerr.BadParameter("More than %d locks match; list a narrower scope.", maxLocksListed)

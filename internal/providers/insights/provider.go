@@ -130,15 +130,7 @@ func settingNotFound(name string) error {
 }
 
 func (p *Provider) get(ctx context.Context, r store.Reader, rid, name string) (*record, int64, error) {
-	rec, err := r.Get(ctx, settingKey(rid, name))
-	if err != nil {
-		return nil, 0, err
-	}
-	var out record
-	if err := json.Unmarshal(rec.Value, &out); err != nil {
-		return nil, 0, fmt.Errorf("decode diagnostic setting: %w", err)
-	}
-	return &out, rec.Version, nil
+	return store.GetJSON[record](ctx, r, settingKey(rid, name))
 }
 
 func (p *Provider) list(ctx context.Context, r store.Reader, rid string) ([]*record, error) {
@@ -148,11 +140,11 @@ func (p *Provider) list(ctx context.Context, r store.Reader, rid string) ([]*rec
 	}
 	out := make([]*record, 0, len(recs))
 	for _, rec := range recs {
-		var s record
-		if err := json.Unmarshal(rec.Value, &s); err != nil {
-			return nil, fmt.Errorf("decode diagnostic setting: %w", err)
+		s, err := store.DecodeJSON[record](rec)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, &s)
+		out = append(out, s)
 	}
 	return out, nil
 }
@@ -381,11 +373,7 @@ func (p *Provider) putSetting(ctx context.Context, req *arm.Request, scope arm.R
 		} else {
 			out.SystemData = arm.NewSystemData(req.Principal, req.Now)
 		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Put(ctx, settingKey(rid, name), b, ver)
+		_, err = store.PutJSON(ctx, tx, settingKey(rid, name), out, ver)
 		return err
 	})
 	if err != nil {

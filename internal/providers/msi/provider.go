@@ -2,7 +2,6 @@ package msi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,23 +78,12 @@ func (p *Provider) ResourceTypes() []arm.ResourceType {
 }
 
 func (p *Provider) get(ctx context.Context, r store.Reader, key string) (*record, int64, error) {
-	rec, err := r.Get(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	var out record
-	if err := json.Unmarshal(rec.Value, &out); err != nil {
-		return nil, 0, fmt.Errorf("msi: decode %s: %w", key, err)
-	}
-	return &out, rec.Version, nil
+	return store.GetJSON[record](ctx, r, key)
 }
 
+// put writes r at the key its identity gives.
 func put(ctx context.Context, tx store.Tx, r *record, ifVersion int64) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(ctx, r.key(), b, ifVersion)
+	_, err := store.PutJSON(ctx, tx, r.key(), r, ifVersion)
 	return err
 }
 
@@ -360,11 +348,11 @@ func (p *Provider) listRecords(ctx context.Context, sub, rg string) ([]*record, 
 	}
 	out := make([]*record, 0, len(recs))
 	for _, rec := range recs {
-		var r record
-		if err := json.Unmarshal(rec.Value, &r); err != nil {
-			return nil, fmt.Errorf("msi: decode %s: %w", rec.Key, err)
+		r, err := store.DecodeJSON[record](rec)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, &r)
+		out = append(out, r)
 	}
 	return out, nil
 }
