@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -108,6 +109,7 @@ func (e *Service) UpsertTargets(ctx context.Context, targets []Target) error {
 				rec.Phase, rec.Requested, rec.Attempts = phaseIdle, true, 0
 				rec.Code, rec.Message = "", ""
 				rec.NextAt = now
+				rec.track(now)
 			}
 			if rec.Phase == phaseIdle && rec.Code == "" && !rec.Requested && rec.LastRotation != nil {
 				rec.NextAt = rec.LastRotation.Add(rec.periodic())
@@ -141,7 +143,11 @@ func (e *Service) RemoveCluster(ctx context.Context, clusterID string) error {
 				if err := syncAlert(ctx, tx, rec, now); err != nil {
 					return err
 				}
-				for _, k := range []string{kCred + id, kOwnerIdx + hashID(rec.OwnerID) + "/" + id, kLease + id, dueKey(rec.NextAt, id)} {
+				if err := syncSlot(ctx, tx, rec, &rec.ExpiryAlertID, &rec.ExpiryAlertCode, "", "", now); err != nil {
+					return err
+				}
+				for _, k := range []string{kCred + id, kOwnerIdx + hashID(rec.OwnerID) + "/" + id, kLease + id,
+					dueKey(rec.NextAt, id), expiryKey(rec.ExpiryCheckAt, id)} {
 					if k != "" {
 						if err := tx.Delete(ctx, k, store.Any); err != nil {
 							return err
@@ -194,6 +200,7 @@ func (e *Service) RequestRotation(ctx context.Context, clusterID string, kinds [
 			}
 			rec.Attempts = 0
 			rec.NextAt = now
+			rec.track(now)
 			if _, err := writeCred(ctx, tx, rec, ver, prev, now); err != nil {
 				return err
 			}
@@ -267,6 +274,11 @@ type CredentialState struct {
 	LastRotationTime *time.Time        `json:"lastRotationTime,omitempty"`
 	SecretName       string            `json:"secretName,omitempty"`
 	Reference        *ArchiveReference `json:"secretArchiveReference,omitempty"`
+	// ExpiresAt is when the value in force reaches expirePeriodDays (unset
+	// until the credential is deployed); Expiry is CredentialNearExpiry or
+	// CredentialExpired from then on.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	Expiry    string     `json:"expiry,omitempty"`
 }
 
 // Credentials returns the state of every credential of a cluster, ordered
@@ -276,6 +288,7 @@ func (e *Service) Credentials(ctx context.Context, clusterID string) ([]Credenti
 	if err != nil {
 		return nil, err
 	}
+	now := e.clk.Now().UTC()
 	out := make([]CredentialState, 0, len(recs))
 	for _, r := range recs {
 		s := CredentialState{ClusterID: r.ClusterID, OwnerID: r.OwnerID, OwnerName: r.OwnerName, Kind: r.Kind,
@@ -284,6 +297,9 @@ func (e *Service) Credentials(ctx context.Context, clusterID string) ([]Credenti
 		if !r.NextAt.IsZero() {
 			t := r.NextAt
 			s.NextAttempt = &t
+		}
+		if code, at, _ := r.expiry(now); !at.IsZero() {
+			s.ExpiresAt, s.Expiry = &at, code
 		}
 		out = append(out, s)
 	}
@@ -297,16 +313,27 @@ func (e *Service) Credentials(ctx context.Context, clusterID string) ([]Credenti
 }
 
 // ClusterState summarises a cluster's rotation health: the most serious
-// condition wins (ManualChangeDetected, then a condition that keeps
-// rotations from starting, then ArchivePending with its reason, then a
-// target problem).
+// condition wins (CredentialExpired, then ManualChangeDetected, then a
+// condition that keeps rotations from starting, then ArchivePending with
+// its reason, then a target problem). Expiry is computed at the engine's
+// clock, so it shows even before the expiry check has raised the alert; a
+// blocked credential near expiry says when it expires.
 func (e *Service) ClusterState(ctx context.Context, clusterID string) (ClusterState, error) {
 	recs, err := e.load(ctx, kClusterIdx+hashID(clusterID)+"/")
 	if err != nil {
 		return ClusterState{}, err
 	}
-	best, rank := ClusterState{Healthy: true}, 0
+	now := e.clk.Now().UTC()
+	best, rank, expired := ClusterState{Healthy: true}, 0, 0
 	for _, r := range recs {
+		exp, expiresAt, _ := r.expiry(now)
+		if exp == CodeCredentialExpired {
+			expired++
+			if rank < 5 {
+				best, rank = ClusterState{Code: CodeCredentialExpired, Message: r.expiryMessage(exp, expiresAt)}, 5
+			}
+			continue
+		}
 		if r.Code == "" {
 			continue
 		}
@@ -323,9 +350,16 @@ func (e *Service) ClusterState(ctx context.Context, clusterID string) (ClusterSt
 		default:
 			st, k = ClusterState{Code: r.Code, Message: r.Message}, 3
 		}
+		if exp == CodeCredentialNearExpiry {
+			st.Message += fmt.Sprintf(" %s: the %s of '%s' reaches its maximum age at %s.", CodeCredentialNearExpiry, r.Kind,
+				clipStr(r.OwnerName, 80), expiresAt.Format(time.RFC3339))
+		}
 		if k > rank {
 			best, rank = st, k
 		}
+	}
+	if expired > 1 {
+		best.Message = fmt.Sprintf("%d credentials have reached their maximum age. %s", expired, best.Message)
 	}
 	return best, nil
 }

@@ -21,6 +21,7 @@ import (
 //	rotation/idx/cluster/{clusterHash}/{credID}  membership (empty value)
 //	rotation/idx/owner/{ownerHash}/{credID}      membership (empty value)
 //	rotation/due/{unix seconds, 20 digits}/{credID}  next time work is due
+//	rotation/expiry/{unix seconds, 20 digits}/{credID}  next expiry check (expiry.go)
 //	rotation/lease/{credID}                      leaseRecord JSON (claim)
 //	rotation/alerts/{clusterHash}/{alertID}      Alert JSON; alertID sorts by time
 const (
@@ -30,6 +31,7 @@ const (
 	kDue        = "rotation/due/"
 	kLease      = "rotation/lease/"
 	kAlerts     = "rotation/alerts/"
+	kExpiry     = "rotation/expiry/"
 )
 
 // sealScope is the seal data-key scope of every credential value.
@@ -67,7 +69,10 @@ func credIDOf(clusterID, ownerID string, kind Kind) string {
 	return hashID(clusterID, ownerID, string(kind))
 }
 
-func dueKey(t time.Time, credID string) string {
+func dueKey(t time.Time, credID string) string { return timeKey(kDue, t, credID) }
+
+// timeKey is a time-ordered index key ("" for the zero time).
+func timeKey(prefix string, t time.Time, credID string) string {
 	if t.IsZero() {
 		return ""
 	}
@@ -75,7 +80,7 @@ func dueKey(t time.Time, credID string) string {
 	if sec < 0 {
 		sec = 0
 	}
-	return fmt.Sprintf("%s%020d/%s", kDue, sec, credID)
+	return fmt.Sprintf("%s%020d/%s", prefix, sec, credID)
 }
 
 // sealedValue is one credential value, sealed under scope "rotation" with
@@ -119,10 +124,21 @@ type credRecord struct {
 	// Code/Message: the condition blocking progress ("" = healthy).
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
-	// AlertID/AlertCode: the credential's active alert.
-	AlertID   string    `json:"alertId,omitempty"`
-	AlertCode string    `json:"alertCode,omitempty"`
-	Updated   time.Time `json:"updated"`
+	// AlertID/AlertCode: the active alert for Code.
+	AlertID   string `json:"alertId,omitempty"`
+	AlertCode string `json:"alertCode,omitempty"`
+
+	// TrackedSince: when a never-rotated credential's first rotation was
+	// requested (the deployment); its value's age counts from then.
+	TrackedSince time.Time `json:"trackedSince,omitzero"`
+	// ExpiryCheckAt: when the expiry condition next changes (index
+	// rotation/expiry/); zero when it cannot change without a write.
+	ExpiryCheckAt time.Time `json:"expiryCheckAt,omitzero"`
+	// ExpiryAlertID/ExpiryAlertCode: the active CredentialNearExpiry or
+	// CredentialExpired alert, independent of the one for Code.
+	ExpiryAlertID   string    `json:"expiryAlertId,omitempty"`
+	ExpiryAlertCode string    `json:"expiryAlertCode,omitempty"`
+	Updated         time.Time `json:"updated"`
 }
 
 func (r *credRecord) periodic() time.Duration {
@@ -168,29 +184,47 @@ func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int6
 }
 
 // writeCred stores rec (CAS on ifVersion), moves its due index entry from
-// prevNext to rec.NextAt and raises or clears its alert to match rec.Code.
+// prevNext to rec.NextAt, raises or clears its alert to match rec.Code, and
+// brings its expiry alert and expiry check entry up to date for now.
 func writeCred(ctx context.Context, tx store.Tx, rec *credRecord, ifVersion int64, prevNext time.Time, now time.Time) (int64, error) {
 	if err := syncAlert(ctx, tx, rec, now); err != nil {
 		return 0, err
 	}
+	if err := syncExpiryAlert(ctx, tx, rec, now); err != nil {
+		return 0, err
+	}
+	prevCheck := rec.ExpiryCheckAt // as stored: only writeCred changes it
+	_, _, rec.ExpiryCheckAt = rec.expiry(now)
 	rec.Updated = now
 	v, err := putJSON(ctx, tx, kCred+rec.ID, rec, ifVersion)
 	if err != nil {
 		return 0, err
 	}
-	if old, nw := dueKey(prevNext, rec.ID), dueKey(rec.NextAt, rec.ID); old != nw {
-		if old != "" {
-			if err := tx.Delete(ctx, old, store.Any); err != nil {
-				return 0, err
-			}
-		}
-		if nw != "" {
-			if _, err := tx.Put(ctx, nw, nil, store.Any); err != nil {
-				return 0, err
-			}
-		}
+	if err := moveIndex(ctx, tx, dueKey(prevNext, rec.ID), dueKey(rec.NextAt, rec.ID)); err != nil {
+		return 0, err
+	}
+	if err := moveIndex(ctx, tx, expiryKey(prevCheck, rec.ID), expiryKey(rec.ExpiryCheckAt, rec.ID)); err != nil {
+		return 0, err
 	}
 	return v, nil
+}
+
+// moveIndex replaces index entry old with nw ("" = none).
+func moveIndex(ctx context.Context, tx store.Tx, old, nw string) error {
+	if old == nw {
+		return nil
+	}
+	if old != "" {
+		if err := tx.Delete(ctx, old, store.Any); err != nil {
+			return err
+		}
+	}
+	if nw != "" {
+		if _, err := tx.Put(ctx, nw, nil, store.Any); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func alertPrefix(clusterID string) string { return kAlerts + hashID(clusterID) + "/" }
@@ -206,11 +240,19 @@ func newAlertID(now time.Time) string { return fmt.Sprintf("%020d-%s", now.UnixN
 // syncAlert makes the credential's active alert match rec.Code: cleared
 // when healthy, replaced when the code changed, kept when unchanged.
 func syncAlert(ctx context.Context, tx store.Tx, rec *credRecord, now time.Time) error {
-	if rec.AlertID != "" && rec.AlertCode == rec.Code {
+	return syncSlot(ctx, tx, rec, &rec.AlertID, &rec.AlertCode, rec.Code, rec.Message, now)
+}
+
+// syncSlot makes one of the credential's alert slots (id, code) match
+// want: cleared when want is "", replaced when it changed, kept otherwise.
+// A credential has two slots (its condition, its expiry), so a failure and
+// an expiry alert are active side by side.
+func syncSlot(ctx context.Context, tx store.Tx, rec *credRecord, id, code *string, want, msg string, now time.Time) error {
+	if *id != "" && *code == want {
 		return nil
 	}
-	if rec.AlertID != "" {
-		key := alertPrefix(rec.ClusterID) + rec.AlertID
+	if *id != "" {
+		key := alertPrefix(rec.ClusterID) + *id
 		if r, err := tx.Get(ctx, key); err == nil {
 			var a Alert
 			if json.Unmarshal(r.Value, &a) == nil && a.ClearedAt == nil {
@@ -223,20 +265,20 @@ func syncAlert(ctx context.Context, tx store.Tx, rec *credRecord, now time.Time)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		rec.AlertID, rec.AlertCode = "", ""
+		*id, *code = "", ""
 	}
-	if rec.Code == "" {
+	if want == "" {
 		return nil
 	}
 	if err := pruneAlerts(ctx, tx, rec.ClusterID); err != nil {
 		return err
 	}
 	a := Alert{ID: newAlertID(now), ClusterID: rec.ClusterID, OwnerID: rec.OwnerID, Kind: rec.Kind,
-		Code: rec.Code, Message: rec.Message, RaisedAt: now}
+		Code: want, Message: clipStr(msg, maxMessageLen), RaisedAt: now}
 	if _, err := putJSON(ctx, tx, alertPrefix(rec.ClusterID)+a.ID, &a, store.Absent); err != nil {
 		return err
 	}
-	rec.AlertID, rec.AlertCode = a.ID, rec.Code
+	*id, *code = a.ID, want
 	return nil
 }
 

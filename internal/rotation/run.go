@@ -28,11 +28,11 @@ func (e *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(e.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		n, err := e.RunOnce(ctx)
+		n, checked, err := e.runOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("rotation pass failed", "err", err)
 		}
-		if n >= e.cfg.BatchSize && ctx.Err() == nil {
+		if (n >= e.cfg.BatchSize || checked >= e.cfg.BatchSize) && ctx.Err() == nil {
 			continue // more may be due
 		}
 		select {
@@ -49,9 +49,27 @@ func (e *Service) Run(ctx context.Context) error {
 // it claimed. Several replicas may call it concurrently on one store: a
 // claim is a lease record written under a precondition, so each due
 // credential is worked by one replica; a lease left by a dead replica is
-// taken over once it expires.
+// taken over once it expires. Then it checks the credentials whose expiry
+// condition changes by now (checkExpiries), which rotates nothing; after
+// the rotations, so one due at the same moment pre-empts the alert.
 func (e *Service) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := e.runOnce(ctx)
+	return n, err
+}
+
+// runOnce is RunOnce, also returning how many expiry checks it made.
+func (e *Service) runOnce(ctx context.Context) (int, int, error) {
 	now := e.clk.Now().UTC()
+	n, err := e.rotateDue(ctx, now)
+	checked, checkErr := e.checkExpiries(ctx, e.clk.Now().UTC())
+	if err == nil {
+		err = checkErr
+	}
+	return n, checked, err
+}
+
+// rotateDue claims the credentials due at now and works them.
+func (e *Service) rotateDue(ctx context.Context, now time.Time) (int, error) {
 	recs, err := e.cfg.Store.List(ctx, kDue, store.ListOptions{Limit: e.cfg.BatchSize * 4})
 	if err != nil {
 		return 0, err
