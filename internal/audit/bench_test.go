@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/keyhaven/keyhaven/internal/principal"
 )
 
@@ -45,10 +47,12 @@ func BenchmarkMiddleware(b *testing.B) {
 // BenchmarkMiddlewareParallel is the per-request cost with 16 requests in
 // flight per core (b.RunParallel, SetParallelism 8 on GOMAXPROCS cores), all
 // on one stream: the case group commit exists for.
+const parallelism = 8
+
 func BenchmarkMiddlewareParallel(b *testing.B) {
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
-		b.SetParallelism(8)
+		b.SetParallelism(parallelism)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				w := httptest.NewRecorder()
@@ -63,5 +67,14 @@ func BenchmarkMiddlewareParallel(b *testing.B) {
 	b.Run("audited", func(b *testing.B) {
 		e := newEnv(b, Options{})
 		run(b, e.log.Middleware(benchHandler))
+		reportBatches(b, e.log)
 	})
+}
+
+// reportBatches adds events per transaction to the benchmark's output.
+func reportBatches(b *testing.B, l *Log) {
+	var d dto.Metric
+	if err := l.m.batchSize.Write(&d); err == nil && d.Histogram.GetSampleCount() > 0 {
+		b.ReportMetric(d.Histogram.GetSampleSum()/float64(d.Histogram.GetSampleCount()), "events/tx")
+	}
 }

@@ -79,6 +79,14 @@ type Options struct {
 	ShipBatch int
 	// ReplicaID names this process for the shipper lease (random when empty).
 	ReplicaID string
+	// MaxBatch caps the events one transaction writes (DefaultMaxBatch
+	// when 0, at most 4096).
+	MaxBatch int
+	// BatchWindow is how long the committer may hold a follow-up batch
+	// open for more events once MaxBatch is not reached (at most 100ms).
+	// 0 (the default) adds no wait: events that arrive while a transaction
+	// is in flight form the next batch. A lone request never waits.
+	BatchWindow time.Duration
 }
 
 // Log is the audit log of one deployment.
@@ -91,6 +99,7 @@ type Log struct {
 	notify chan struct{}
 	m      metrics
 	ship   shipState
+	gc     groupCommit
 }
 
 // String never shows the key.
@@ -106,6 +115,7 @@ type metrics struct {
 	events        prometheus.Counter
 	backlog       prometheus.Gauge
 	shipFailures  prometheus.Counter
+	batchSize     prometheus.Histogram
 }
 
 // New returns the audit log over st.
@@ -131,6 +141,11 @@ func New(st store.Store, clk clock.Clock, opts Options) (*Log, error) {
 	if opts.ShipBatch <= 0 {
 		opts.ShipBatch = DefaultShipBatch
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	opts.MaxBatch = min(opts.MaxBatch, maxMaxBatch)
+	opts.BatchWindow = min(max(opts.BatchWindow, 0), maxBatchWindow)
 	if opts.ReplicaID == "" {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
@@ -139,11 +154,11 @@ func New(st store.Store, clk clock.Clock, opts Options) (*Log, error) {
 	key := append([]byte(nil), opts.Key...)
 	opts.Key = nil
 	l := &Log{st: st, clk: clk, key: key, opts: opts, log: opts.Logger, notify: make(chan struct{}, 1),
-		ship: shipState{backoff: map[string]*backoff{}}}
+		ship: shipState{backoff: map[string]*backoff{}}, gc: groupCommit{full: make(chan struct{}, 1)}}
 	l.m = metrics{
 		writeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keyhaven_audit_write_duration_seconds",
-			Help:    "Time to append one audit event durably.",
+			Help:    "Time to append one audit event durably (waiting for its group commit included).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
@@ -166,13 +181,18 @@ func New(st store.Store, clk clock.Clock, opts Options) (*Log, error) {
 			Name: "keyhaven_audit_ship_failures_total",
 			Help: "Failed attempts to deliver audit events to a sink.",
 		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyhaven_audit_batch_events",
+			Help:    "Audit events per group-commit transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096},
+		}),
 	}
 	return l, nil
 }
 
 // Collectors are the log's Prometheus series, for the server's registry.
 func (l *Log) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.m.writeLatency, l.m.writeFailures, l.m.failOpen, l.m.events, l.m.backlog, l.m.shipFailures}
+	return []prometheus.Collector{l.m.writeLatency, l.m.writeFailures, l.m.failOpen, l.m.events, l.m.backlog, l.m.shipFailures, l.m.batchSize}
 }
 
 // head is the last event of a stream.
@@ -198,80 +218,24 @@ func readHead(ctx context.Context, r store.Reader, stream string) (head, int64, 
 }
 
 // Append chains e onto its stream and stores it durably, returning it with
-// seq, prevHash and hash set. The head record is updated with a version
-// precondition in the same transaction, so concurrent appends (in this
-// process or another replica) never fork a chain: a loser retries on the
-// new head.
+// seq, prevHash and hash set. Concurrent appends share one transaction
+// (group commit, see commit.go); Append returns only after the transaction
+// holding e committed, or with the error that failed it. Each head record is
+// updated with a version precondition in that transaction, so concurrent
+// appends from another replica never fork a chain: a loser retries its
+// whole batch on the new heads.
 func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
 	start := time.Now()
-	out, err := l.append(ctx, e)
+	p, err := l.prepare(e)
+	var out Event
+	if err == nil {
+		out, err = l.submit(ctx, p)
+	}
 	l.m.writeLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		l.m.writeFailures.Inc()
 		return Event{}, err
 	}
 	l.m.events.Inc()
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
-	return out, nil
-}
-
-func (l *Log) append(ctx context.Context, e Event) (Event, error) {
-	if e.Category == "" {
-		e.Category = Category
-	}
-	if e.Time == "" {
-		e.Time = l.clk.Now().UTC().Format(TimeFormat)
-	}
-	at, err := time.Parse(time.RFC3339Nano, e.Time)
-	if err != nil {
-		return Event{}, fmt.Errorf("audit: event time %q: %w", e.Time, err)
-	}
-	ns := max(at.UnixNano(), 0)
-	stream := StreamOf(e.ResourceID)
-	var out Event
-	for attempt := 0; attempt < appendAttempts; attempt++ {
-		err = l.st.Update(ctx, func(tx store.Tx) error {
-			h, ver, err := readHead(ctx, tx, stream)
-			if err != nil {
-				return err
-			}
-			ev := e
-			ev.Seq, ev.PrevHash = h.Seq+1, h.Hash
-			raw, hash, err := encode(ev)
-			if err != nil {
-				return err
-			}
-			ev.Hash = hash
-			if _, err := tx.Put(ctx, eventKey(stream, ev.Seq), raw, store.Absent); err != nil {
-				return err
-			}
-			ref := []byte(eventKey(stream, ev.Seq))
-			if _, err := tx.Put(ctx, streamTimeKey(stream, ns, ev.Seq), ref, store.Absent); err != nil {
-				return err
-			}
-			if _, err := tx.Put(ctx, timeKey(stream, ns, ev.Seq), ref, store.Absent); err != nil {
-				return err
-			}
-			rid := h.ResourceID
-			if rid == "" {
-				rid = e.ResourceID
-			}
-			hb, _ := json.Marshal(head{Seq: ev.Seq, Hash: hash, ResourceID: rid})
-			if _, err := tx.Put(ctx, headKey(stream), hb, ver); err != nil {
-				return err
-			}
-			out = ev
-			return nil
-		})
-		if !errors.Is(err, store.ErrConflict) {
-			break
-		}
-	}
-	if err != nil {
-		return Event{}, fmt.Errorf("audit: append to stream %s: %w", stream, err)
-	}
 	return out, nil
 }
