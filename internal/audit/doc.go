@@ -11,6 +11,15 @@
 // values and tokens never enter an event. Where a value must be identified,
 // callers use (*Log).HMAC with the per-deployment audit key.
 //
+// Writes are group-committed (commit.go): events of concurrent requests
+// share one store transaction, each chained onto its stream in arrival
+// order, and each request's response waits for the commit of the
+// transaction holding its event; a failed transaction fails every request
+// in it (closed, or open when configured). A lone request is written at
+// once. Stream heads are written with a version precondition, so replicas
+// on one database never fork a chain; a conflicting batch is rebuilt on the
+// new heads.
+//
 // Store layout (prefix audit/, owned here):
 //
 //	audit/key                          the HMAC key, sealed (scope "sys")
@@ -26,7 +35,10 @@
 // chain instrument → authenticate → log.Middleware → route (and the same
 // around the managed-identity listener's handler); route the first path
 // segment "audit" on the main host to log.Handler(authz engine); register
-// log.Collectors(); run log.RunShipper(ctx) in the background.
+// log.Collectors(); run log.RunShipper(ctx) in the background; after the
+// HTTP servers have shut down and before the store closes, log.Close(ctx)
+// (refuses late appends, waits for events still being written; optional for
+// correctness, since Shutdown already waits for the requests they belong to).
 //
 // Stream names are "global" or "r" + 32 hex digits of SHA-256 of the lower-
 // cased resource ID, so a key never carries a raw resource ID.
