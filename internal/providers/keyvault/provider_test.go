@@ -32,16 +32,16 @@ func TestVaultNameRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			chk := e.must("POST", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
-				map[string]any{"name": tc.vault, "type": "Microsoft.KeyVault/vaults"}, 200).json(t)
-			r := e.do("PUT", vaultPath(sub1, "rg1", tc.vault)+kv, vaultReq())
+			chk := e.Must("POST", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
+				map[string]any{"name": tc.vault, "type": "Microsoft.KeyVault/vaults"}, 200).JSON(t)
+			r := e.Do("PUT", vaultPath(sub1, "rg1", tc.vault)+kv, vaultReq())
 			if tc.msg == "" {
 				if r.Code != 201 || chk["nameAvailable"] != true {
 					t.Fatalf("got %d %s; check %v", r.Code, r.Body.String(), chk)
 				}
 				return
 			}
-			if r.Code != 400 || r.errCode(t) != "InvalidResourceName" || !strings.Contains(r.errMessage(t), tc.msg) {
+			if r.Code != 400 || r.ErrCode(t) != "InvalidResourceName" || !strings.Contains(r.ErrMessage(t), tc.msg) {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 			if chk["nameAvailable"] != false || chk["reason"] != "AccountNameInvalid" || !strings.Contains(chk["message"].(string), tc.msg) {
@@ -50,7 +50,7 @@ func TestVaultNameRules(t *testing.T) {
 		})
 	}
 	t.Run("fail/check wrong type", func(t *testing.T) {
-		r := e.do("POST", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
+		r := e.Do("POST", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
 			map[string]any{"name": "abc", "type": "Microsoft.Storage/storageAccounts"})
 		if r.Code != 400 {
 			t.Fatalf("got %d", r.Code)
@@ -87,19 +87,19 @@ func TestCreateGetUpdate(t *testing.T) {
 	id1 := e.internalID("kv-one")
 
 	// PUT again replaces (200), keeping identity.
-	r := e.must("PUT", vaultPath(sub1, "rg1", "kv-one")+kv, vaultReq(set("sku", map[string]any{"family": "A", "name": "Premium"}),
+	r := e.Must("PUT", vaultPath(sub1, "rg1", "kv-one")+kv, vaultReq(set("sku", map[string]any{"family": "A", "name": "Premium"}),
 		set("enableRbacAuthorization", true)), 200)
-	if p := r.json(t)["properties"].(map[string]any); p["sku"].(map[string]any)["name"] != "premium" || p["enableRbacAuthorization"] != true {
+	if p := r.JSON(t)["properties"].(map[string]any); p["sku"].(map[string]any)["name"] != "premium" || p["enableRbacAuthorization"] != true {
 		t.Fatalf("replace %v", p)
 	}
 	if e.internalID("KV-ONE") != id1 {
 		t.Fatal("update changed InternalID")
 	}
 	// PATCH merges.
-	e.clk.Advance(time.Hour)
-	r = e.must("PATCH", vaultPath(sub1, "rg1", "kv-one")+kv, map[string]any{"tags": map[string]string{"env": "prod"},
+	e.Clock.Advance(time.Hour)
+	r = e.Must("PATCH", vaultPath(sub1, "rg1", "kv-one")+kv, map[string]any{"tags": map[string]string{"env": "prod"},
 		"properties": map[string]any{"publicNetworkAccess": "disabled"}}, 200)
-	m = r.json(t)
+	m = r.JSON(t)
 	p := m["properties"].(map[string]any)
 	if m["tags"].(map[string]any)["env"] != "prod" || p["publicNetworkAccess"] != "Disabled" || p["enableRbacAuthorization"] != true ||
 		p["sku"].(map[string]any)["name"] != "premium" {
@@ -108,7 +108,7 @@ func TestCreateGetUpdate(t *testing.T) {
 	if sd := m["systemData"].(map[string]any); sd["lastModifiedAt"] == sd["createdAt"] {
 		t.Fatalf("lastModifiedAt not updated: %v", sd)
 	}
-	e.must("GET", vaultPath(sub1, "rg1", "KV-ONE")+kv, nil, 200)
+	e.Must("GET", vaultPath(sub1, "rg1", "KV-ONE")+kv, nil, 200)
 	vi, err := e.kv.LookupVault(context.Background(), "Kv-One")
 	if err != nil || !vi.EnableRBACAuthorization || vi.PublicNetworkAccess != "Disabled" || vi.TenantID != tenant1 ||
 		vi.ResourceID != vaultPath(sub1, "rg1", "Kv-One") || vi.SoftDeleteRetentionInDays != 90 || vi.SubscriptionID != sub1 {
@@ -122,15 +122,15 @@ func TestCreateGetUpdate(t *testing.T) {
 		{"fail/unsupported api-version", "GET", vaultPath(sub1, "rg1", "kv-one") + "?api-version=2014-01-01", "NoRegisteredProviderFound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(tc.method, tc.path, map[string]any{})
-			if r.errCode(t) != tc.code {
+			r := e.Do(tc.method, tc.path, map[string]any{})
+			if r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 	t.Run("ok/every listed api-version", func(t *testing.T) {
 		for _, v := range APIVersions {
-			e.must("GET", vaultPath(sub1, "rg1", "kv-one")+"?api-version="+v, nil, 200)
+			e.Must("GET", vaultPath(sub1, "rg1", "kv-one")+"?api-version="+v, nil, 200)
 		}
 	})
 	t.Run("fail/lookup missing", func(t *testing.T) {
@@ -183,11 +183,11 @@ func TestPropertyValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", vaultPath(sub1, "rg1", "kv-valid")+kv, tc.body)
+			r := e.Do("PUT", vaultPath(sub1, "rg1", "kv-valid")+kv, tc.body)
 			if r.Code != 400 {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
-			eb := r.json(t)["error"].(map[string]any)
+			eb := r.JSON(t)["error"].(map[string]any)
 			if eb["target"] != tc.target || !strings.Contains(eb["message"].(string), tc.msg) {
 				t.Fatalf("error %v, want target %s", eb, tc.target)
 			}
@@ -211,7 +211,7 @@ func TestPropertyValidation(t *testing.T) {
 		}(), "InvalidTagCount"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := e.do("PUT", vaultPath(sub1, "rg1", "kv-valid")+kv, tc.body); r.Code != 400 || r.errCode(t) != tc.code {
+			if r := e.Do("PUT", vaultPath(sub1, "rg1", "kv-valid")+kv, tc.body); r.Code != 400 || r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
@@ -238,7 +238,7 @@ func TestNetworkACLs(t *testing.T) {
 		t.Fatalf("info %+v %v", vi, err)
 	}
 	// Defaults for an ACL with nothing set: Allow + AzureServices.
-	e.must("PATCH", vaultPath(sub1, "rg1", "kv-fw")+kv, map[string]any{"properties": map[string]any{"networkAcls": map[string]any{}}}, 200)
+	e.Must("PATCH", vaultPath(sub1, "rg1", "kv-fw")+kv, map[string]any{"properties": map[string]any{"networkAcls": map[string]any{}}}, 200)
 	vi, _ = e.kv.LookupVault(context.Background(), "kv-fw")
 	if vi.NetworkACLs.DefaultAction != "Allow" || vi.NetworkACLs.Bypass != "AzureServices" || len(vi.NetworkACLs.IPRules) != 0 {
 		t.Fatalf("defaults %+v", vi.NetworkACLs)
@@ -249,8 +249,8 @@ func TestGlobalNameUniqueness(t *testing.T) {
 	e := newEnv(t, arm.Options{})
 	e.create(sub1, "rg1", "shared-name")
 	check := func(sub string) map[string]any {
-		return e.must("POST", "/subscriptions/"+sub+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
-			map[string]any{"name": "SHARED-NAME", "type": "microsoft.keyvault/vaults"}, 200).json(t)
+		return e.Must("POST", "/subscriptions/"+sub+"/providers/Microsoft.KeyVault/checkNameAvailability"+kv,
+			map[string]any{"name": "SHARED-NAME", "type": "microsoft.keyvault/vaults"}, 200).JSON(t)
 	}
 	tests := []struct{ name, sub, rg, vault, code string }{
 		{"fail/other group", sub1, "rg2", "shared-name", "VaultAlreadyExists"},
@@ -259,8 +259,8 @@ func TestGlobalNameUniqueness(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", vaultPath(tc.sub, tc.rg, tc.vault)+kv, vaultReq())
-			if r.Code != 409 || r.errCode(t) != tc.code {
+			r := e.Do("PUT", vaultPath(tc.sub, tc.rg, tc.vault)+kv, vaultReq())
+			if r.Code != 409 || r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 			if c := check(tc.sub); c["nameAvailable"] != false || c["reason"] != "AlreadyExists" {
@@ -269,11 +269,11 @@ func TestGlobalNameUniqueness(t *testing.T) {
 		})
 	}
 	id1 := e.internalID("shared-name")
-	e.must("DELETE", vaultPath(sub1, "rg1", "shared-name")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "shared-name")+kv, nil, 200)
 	t.Run("fail/reserved by soft-deleted vault", func(t *testing.T) {
 		for _, path := range []string{vaultPath(sub3, "rg1", "shared-name"), vaultPath(sub1, "rg1", "shared-name")} {
-			r := e.do("PUT", path+kv, vaultReq())
-			if r.Code != 409 || r.errCode(t) != "ConflictError" || !strings.Contains(r.errMessage(t), "deleted state") {
+			r := e.Do("PUT", path+kv, vaultReq())
+			if r.Code != 409 || r.ErrCode(t) != "ConflictError" || !strings.Contains(r.ErrMessage(t), "deleted state") {
 				t.Fatalf("%s: got %d %s", path, r.Code, r.Body.String())
 			}
 		}
@@ -300,21 +300,21 @@ func TestSoftDeleteRecoverPurge(t *testing.T) {
 	ctx := context.Background()
 	e.create(sub1, "rg1", "kv-life", set("softDeleteRetentionInDays", 30))
 	id1 := e.internalID("kv-life")
-	deletedAt := e.clk.Now()
+	deletedAt := e.Clock.Now()
 
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 200)
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 204)
-	if r := e.do("GET", vaultPath(sub1, "rg1", "kv-life")+kv, nil); r.Code != 404 {
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 204)
+	if r := e.Do("GET", vaultPath(sub1, "rg1", "kv-life")+kv, nil); r.Code != 404 {
 		t.Fatalf("deleted vault still readable: %d", r.Code)
 	}
 	if _, err := e.kv.LookupVault(ctx, "kv-life"); !errors.Is(err, azerr.NotFound("VaultNotFound", "")) {
 		t.Fatalf("LookupVault of deleted vault: %v", err)
 	}
-	list := e.must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/vaults"+kv, nil, 200).json(t)["value"].([]any)
+	list := e.Must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/vaults"+kv, nil, 200).JSON(t)["value"].([]any)
 	if len(list) != 0 {
 		t.Fatalf("deleted vault listed: %v", list)
 	}
-	dl := e.must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).json(t)["value"].([]any)
+	dl := e.Must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).JSON(t)["value"].([]any)
 	if len(dl) != 1 {
 		t.Fatalf("deleted list %v", dl)
 	}
@@ -325,11 +325,11 @@ func TestSoftDeleteRecoverPurge(t *testing.T) {
 		dp["vaultId"] != vaultPath(sub1, "rg1", "kv-life") || dp["scheduledPurgeDate"] != wantPurge || dp["deletionDate"] != deletedAt.Format(time.RFC3339) {
 		t.Fatalf("deleted vault %v (want purge %s)", d, wantPurge)
 	}
-	if dl := e.must("GET", "/subscriptions/"+sub2+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).json(t)["value"].([]any); len(dl) != 0 {
+	if dl := e.Must("GET", "/subscriptions/"+sub2+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).JSON(t)["value"].([]any); len(dl) != 0 {
 		t.Fatalf("other subscription sees deleted vault: %v", dl)
 	}
-	e.must("GET", deletedPath(sub1, "West%20Europe", "kv-life")+kv, nil, 200)
-	if r := e.do("GET", deletedPath(sub1, "eastus", "kv-life")+kv, nil); r.Code != 404 {
+	e.Must("GET", deletedPath(sub1, "West%20Europe", "kv-life")+kv, nil, 200)
+	if r := e.Do("GET", deletedPath(sub1, "eastus", "kv-life")+kv, nil); r.Code != 404 {
 		t.Fatalf("wrong location = %d", r.Code)
 	}
 
@@ -345,32 +345,32 @@ func TestSoftDeleteRecoverPurge(t *testing.T) {
 		} {
 			b := vaultReq(set("createMode", "recover"))
 			b["location"] = tc.loc
-			if r := e.do("PUT", tc.path+kv, b); r.Code != tc.status {
+			if r := e.Do("PUT", tc.path+kv, b); r.Code != tc.status {
 				t.Fatalf("%s in %s: got %d %s", tc.path, tc.loc, r.Code, r.Body.String())
 			}
 		}
 	})
 	// Recover: same InternalID, same properties.
-	r := e.must("PUT", vaultPath(sub1, "rg1", "kv-life")+kv, map[string]any{"location": "westeurope",
+	r := e.Must("PUT", vaultPath(sub1, "rg1", "kv-life")+kv, map[string]any{"location": "westeurope",
 		"properties": map[string]any{"createMode": "recover"}}, 200)
-	if p := r.json(t)["properties"].(map[string]any); p["softDeleteRetentionInDays"] != float64(30) {
+	if p := r.JSON(t)["properties"].(map[string]any); p["softDeleteRetentionInDays"] != float64(30) {
 		t.Fatalf("recovered %v", p)
 	}
 	if e.internalID("kv-life") != id1 {
 		t.Fatal("recovery changed the InternalID")
 	}
-	if dl := e.must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).json(t)["value"].([]any); len(dl) != 0 {
+	if dl := e.Must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).JSON(t)["value"].([]any); len(dl) != 0 {
 		t.Fatalf("recovered vault still listed deleted: %v", dl)
 	}
-	if r := e.do("PUT", vaultPath(sub1, "rg1", "kv-life")+kv, vaultReq(set("createMode", "recover"))); r.Code != 409 {
+	if r := e.Do("PUT", vaultPath(sub1, "rg1", "kv-life")+kv, vaultReq(set("createMode", "recover"))); r.Code != 409 {
 		t.Fatalf("recover of an active vault = %d", r.Code)
 	}
-	if r := e.do("POST", deletedPath(sub1, "westeurope", "kv-life")+"/purge"+kv, nil); r.Code != 404 {
+	if r := e.Do("POST", deletedPath(sub1, "westeurope", "kv-life")+"/purge"+kv, nil); r.Code != 404 {
 		t.Fatalf("purge of active vault = %d", r.Code)
 	}
 
 	// Delete again and purge.
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-life")+kv, nil, 200)
 	m := e.purgeAndWait(sub1, "westeurope", "kv-life")
 	if m["status"] != "Succeeded" {
 		t.Fatalf("purge %v", m)
@@ -378,7 +378,7 @@ func TestSoftDeleteRecoverPurge(t *testing.T) {
 	if got := e.purger.list(); len(got) != 1 || got[0] != id1 {
 		t.Fatalf("data purged for %v, want [%s]", got, id1)
 	}
-	if r := e.do("GET", deletedPath(sub1, "westeurope", "kv-life")+kv, nil); r.Code != 404 {
+	if r := e.Do("GET", deletedPath(sub1, "westeurope", "kv-life")+kv, nil); r.Code != 404 {
 		t.Fatalf("purged vault still there: %d", r.Code)
 	}
 }
@@ -386,14 +386,14 @@ func TestSoftDeleteRecoverPurge(t *testing.T) {
 func TestPurgeFailureKeepsVault(t *testing.T) {
 	e := newEnv(t, arm.Options{})
 	e.create(sub1, "rg1", "kv-stuck")
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-stuck")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-stuck")+kv, nil, 200)
 	e.purger.err = errors.New("disk on fire")
 	m := e.purgeAndWait(sub1, "westeurope", "kv-stuck")
 	if m["status"] != "Failed" || m["error"].(map[string]any)["code"] != "InternalError" ||
 		strings.Contains(fmt.Sprint(m), "disk on fire") {
 		t.Fatalf("purge %v", m)
 	}
-	e.must("GET", deletedPath(sub1, "westeurope", "kv-stuck")+kv, nil, 200)
+	e.Must("GET", deletedPath(sub1, "westeurope", "kv-stuck")+kv, nil, 200)
 	e.purger.err = nil
 	if m := e.purgeAndWait(sub1, "westeurope", "kv-stuck"); m["status"] != "Succeeded" {
 		t.Fatalf("retry %v", m)
@@ -412,22 +412,22 @@ func TestPurgeProtection(t *testing.T) {
 		{"fail/put disable", "PUT", vaultReq(set("enablePurgeProtection", false))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(tc.method, path, tc.body)
-			if r.Code != 400 || !strings.Contains(r.errMessage(t), "cannot be disabled") {
+			r := e.Do(tc.method, path, tc.body)
+			if r.Code != 400 || !strings.Contains(r.ErrMessage(t), "cannot be disabled") {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
-	if p := e.must("GET", path, nil, 200).json(t)["properties"].(map[string]any); p["enablePurgeProtection"] != true {
+	if p := e.Must("GET", path, nil, 200).JSON(t)["properties"].(map[string]any); p["enablePurgeProtection"] != true {
 		t.Fatalf("props %v", p)
 	}
 	if vi, _ := e.kv.LookupVault(context.Background(), "kv-pp"); !vi.EnablePurgeProtection {
 		t.Fatal("info lacks purge protection")
 	}
-	e.must("DELETE", path, nil, 200)
+	e.Must("DELETE", path, nil, 200)
 	t.Run("fail/purge before scheduled date", func(t *testing.T) {
-		r := e.do("POST", deletedPath(sub1, "westeurope", "kv-pp")+"/purge"+kv, nil)
-		if r.Code != 409 || !strings.Contains(r.errMessage(t), "purge protection") {
+		r := e.Do("POST", deletedPath(sub1, "westeurope", "kv-pp")+"/purge"+kv, nil)
+		if r.Code != 409 || !strings.Contains(r.ErrMessage(t), "purge protection") {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 		if len(e.purger.list()) != 0 {
@@ -435,7 +435,7 @@ func TestPurgeProtection(t *testing.T) {
 		}
 	})
 	t.Run("ok/purge after scheduled date", func(t *testing.T) {
-		e.clk.Advance(7*24*time.Hour + time.Second)
+		e.Clock.Advance(7*24*time.Hour + time.Second)
 		if m := e.purgeAndWait(sub1, "westeurope", "kv-pp"); m["status"] != "Succeeded" {
 			t.Fatalf("purge %v", m)
 		}
@@ -446,13 +446,13 @@ func TestRetentionImmutable(t *testing.T) {
 	e := newEnv(t, arm.Options{})
 	e.create(sub1, "rg1", "kv-ret", set("softDeleteRetentionInDays", 7))
 	path := vaultPath(sub1, "rg1", "kv-ret") + kv
-	r := e.do("PATCH", path, map[string]any{"properties": map[string]any{"softDeleteRetentionInDays": 30}})
-	if r.Code != 400 || !strings.Contains(r.errMessage(t), "cannot be changed") {
+	r := e.Do("PATCH", path, map[string]any{"properties": map[string]any{"softDeleteRetentionInDays": 30}})
+	if r.Code != 400 || !strings.Contains(r.ErrMessage(t), "cannot be changed") {
 		t.Fatalf("got %d %s", r.Code, r.Body.String())
 	}
-	e.must("PUT", path, vaultReq(set("softDeleteRetentionInDays", 7)), 200)
-	e.must("PUT", path, vaultReq(), 200) // absent keeps it
-	if p := e.must("GET", path, nil, 200).json(t)["properties"].(map[string]any); p["softDeleteRetentionInDays"] != float64(7) {
+	e.Must("PUT", path, vaultReq(set("softDeleteRetentionInDays", 7)), 200)
+	e.Must("PUT", path, vaultReq(), 200) // absent keeps it
+	if p := e.Must("GET", path, nil, 200).JSON(t)["properties"].(map[string]any); p["softDeleteRetentionInDays"] != float64(7) {
 		t.Fatalf("props %v", p)
 	}
 }
@@ -464,8 +464,8 @@ func TestPurgeExpired(t *testing.T) {
 	e.create(sub2, "rg1", "kv-thirty", set("softDeleteRetentionInDays", 30))
 	e.create(sub1, "rg1", "kv-active", set("softDeleteRetentionInDays", 7))
 	seven, thirty := e.internalID("kv-seven"), e.internalID("kv-thirty")
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-seven")+kv, nil, 200)
-	e.must("DELETE", vaultPath(sub2, "rg1", "kv-thirty")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-seven")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub2, "rg1", "kv-thirty")+kv, nil, 200)
 
 	steps := []struct {
 		name    string
@@ -480,7 +480,7 @@ func TestPurgeExpired(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			e.clk.Advance(st.advance)
+			e.Clock.Advance(st.advance)
 			n, err := e.kv.PurgeExpired(ctx)
 			if err != nil || n != st.want {
 				t.Fatalf("PurgeExpired = %d, %v; want %d", n, err, st.want)
@@ -503,7 +503,7 @@ func TestAccessPolicies(t *testing.T) {
 	}
 	e.create(sub1, "rg1", "kv-ap", set("accessPolicies", []any{ap(oid, map[string]any{"secrets": []string{"get"}})}))
 	edit := func(kind string, pols ...any) result {
-		return e.do("PUT", vaultPath(sub1, "rg1", "kv-ap")+"/accessPolicies/"+kind+kv,
+		return e.Do("PUT", vaultPath(sub1, "rg1", "kv-ap")+"/accessPolicies/"+kind+kv,
 			map[string]any{"properties": map[string]any{"accessPolicies": pols}})
 	}
 	secrets := func() map[string]string {
@@ -546,7 +546,7 @@ func TestAccessPolicies(t *testing.T) {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 			if st.status == 200 {
-				m := r.json(t)
+				m := r.JSON(t)
 				if m["type"] != "Microsoft.KeyVault/vaults/accessPolicies" || len(m["properties"].(map[string]any)["accessPolicies"].([]any)) != len(st.want) {
 					t.Fatalf("response %v", m)
 				}
@@ -557,7 +557,7 @@ func TestAccessPolicies(t *testing.T) {
 		})
 	}
 	t.Run("fail/missing vault", func(t *testing.T) {
-		r := e.do("PUT", vaultPath(sub1, "rg1", "nope")+"/accessPolicies/add"+kv, map[string]any{"properties": map[string]any{"accessPolicies": []any{}}})
+		r := e.Do("PUT", vaultPath(sub1, "rg1", "nope")+"/accessPolicies/add"+kv, map[string]any{"properties": map[string]any{"accessPolicies": []any{}}})
 		if r.Code != 404 {
 			t.Fatalf("got %d", r.Code)
 		}
@@ -573,12 +573,12 @@ func TestListPaging(t *testing.T) {
 	e.create(sub1, "rg2", "kv-b1")
 	e.create(sub2, "rg1", "kv-other")
 	e.create(sub1, "rg1", "kv-gone")
-	e.must("DELETE", vaultPath(sub1, "rg1", "kv-gone")+kv, nil, 200)
+	e.Must("DELETE", vaultPath(sub1, "rg1", "kv-gone")+kv, nil, 200)
 	collect := func(first string) ([]string, int) {
 		var names []string
 		pages := 0
 		for next := first; next != ""; {
-			m := e.must("GET", next, nil, 200).json(t)
+			m := e.Must("GET", next, nil, 200).JSON(t)
 			pages++
 			for _, v := range m["value"].([]any) {
 				names = append(names, v.(map[string]any)["name"].(string))
@@ -621,8 +621,8 @@ func TestAuth(t *testing.T) {
 	e.create(sub1, "rg1", "kv-auth")
 	path := vaultPath(sub1, "rg1", "kv-auth")
 	t.Run("fail/no principal", func(t *testing.T) {
-		r := e.doAs(nil, "GET", path+kv, nil)
-		if r.Code != 401 || r.errCode(t) != "AuthenticationFailed" || !strings.Contains(r.Header().Get("WWW-Authenticate"), `authorization_uri="`+base+"/"+tenant1+`"`) {
+		r := e.DoAs(nil, "GET", path+kv, nil)
+		if r.Code != 401 || r.ErrCode(t) != "AuthenticationFailed" || !strings.Contains(r.Header().Get("WWW-Authenticate"), `authorization_uri="`+base+"/"+tenant1+`"`) {
 			t.Fatalf("got %d %v %s", r.Code, r.Header(), r.Body.String())
 		}
 	})
@@ -636,12 +636,12 @@ func TestAuth(t *testing.T) {
 			deletedPath(sub1, "westeurope", "kv-auth")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e.dec.deny = map[string]bool{tc.action: true}
-			defer func() { e.dec.deny = map[string]bool{} }()
-			r := e.do(tc.method, tc.path+kv, vaultReq())
+			e.dec.Set(tc.action, true)
+			defer e.dec.Set(tc.action, false)
+			r := e.Do(tc.method, tc.path+kv, vaultReq())
 			want := fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid.",
 				oid, oid, tc.action, tc.scope)
-			if r.Code != 403 || r.errCode(t) != "AuthorizationFailed" || !strings.HasPrefix(r.errMessage(t), want) {
+			if r.Code != 403 || r.ErrCode(t) != "AuthorizationFailed" || !strings.HasPrefix(r.ErrMessage(t), want) {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
@@ -656,9 +656,9 @@ func TestResourceGroupDeleteSoftDeletesVaults(t *testing.T) {
 	e.create(sub1, "rg2", "kv-rg-a")
 	e.create(sub1, "rg2", "kv-rg-b")
 	e.create(sub1, "rg1", "kv-rg-keep")
-	r := e.must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
-	e.must("GET", r.Header().Get("Location"), nil, 204)
-	dl := e.must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).json(t)["value"].([]any)
+	r := e.Must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
+	e.Must("GET", r.Header().Get("Location"), nil, 204)
+	dl := e.Must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.KeyVault/deletedVaults"+kv, nil, 200).JSON(t)["value"].([]any)
 	if len(dl) != 2 {
 		t.Fatalf("deleted %v", dl)
 	}
@@ -666,6 +666,6 @@ func TestResourceGroupDeleteSoftDeletesVaults(t *testing.T) {
 		t.Fatal("vault in another group deleted")
 	}
 	// Recover into a re-created group.
-	e.must("PUT", rgPath(sub1, "rg2")+rgV, map[string]any{"location": "westeurope"}, 201)
-	e.must("PUT", vaultPath(sub1, "rg2", "kv-rg-a")+kv, vaultReq(set("createMode", "recover")), 200)
+	e.Must("PUT", rgPath(sub1, "rg2")+rgV, map[string]any{"location": "westeurope"}, 201)
+	e.Must("PUT", vaultPath(sub1, "rg2", "kv-rg-a")+kv, vaultReq(set("createMode", "recover")), 200)
 }
