@@ -24,16 +24,16 @@ func TestAppendOnly(t *testing.T) {
 	for i := range 5 {
 		line := fmt.Sprintf("{\"n\":%d}\n", i)
 		want.WriteString(line)
-		if err := e.sp.AppendBlob(e.ctx, id, c, path, []byte(line)); err != nil {
+		if err := e.sp.AppendBlob(e.Ctx, id, c, path, []byte(line)); err != nil {
 			t.Fatal(err)
 		}
-		e.clk.Advance(time.Minute)
+		e.Clock.Advance(time.Minute)
 	}
-	got, err := e.sp.ReadBlob(e.ctx, id, c, path)
+	got, err := e.sp.ReadBlob(e.Ctx, id, c, path)
 	if err != nil || !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("ReadBlob = %q, %v; want %q", got, err, want.String())
 	}
-	bl, err := e.sp.ListBlobs(e.ctx, id, c, "resourceId=/")
+	bl, err := e.sp.ListBlobs(e.Ctx, id, c, "resourceId=/")
 	if err != nil || len(bl) != 1 || bl[0].Size != int64(want.Len()) || bl[0].Name != path ||
 		!bl[0].LastModified.Equal(time.Date(2026, 3, 1, 12, 4, 0, 0, time.UTC)) || !bl[0].Created.Equal(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) {
 		t.Fatalf("ListBlobs = %+v, %v", bl, err)
@@ -57,7 +57,7 @@ func TestAppendOnly(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.sp.AppendBlob(e.ctx, tc.acct, tc.container, tc.path, tc.data)
+			err := e.sp.AppendBlob(e.Ctx, tc.acct, tc.container, tc.path, tc.data)
 			if tc.status == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -71,15 +71,15 @@ func TestAppendOnly(t *testing.T) {
 		})
 	}
 	// Nothing above changed the blob.
-	if got, _ := e.sp.ReadBlob(e.ctx, id, c, path); !bytes.Equal(got, want.Bytes()) {
+	if got, _ := e.sp.ReadBlob(e.Ctx, id, c, path); !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("blob changed: %q", got)
 	}
 	// Chunks are written once: a second writer at a used offset is refused
 	// by the store, so no code path can overwrite data.
 	m := blobList(t, e, id, c)[0]
-	err = e.st.Update(e.ctx, func(tx store.Tx) error {
+	err = e.Store.Update(e.Ctx, func(tx store.Tx) error {
 		aid := e.account(t, "logs1")
-		_, err := tx.Put(e.ctx, chunkKey(aid, m["blobId"], 0), []byte("overwrite"), store.Absent)
+		_, err := tx.Put(e.Ctx, chunkKey(aid, m["blobId"], 0), []byte("overwrite"), store.Absent)
 		return err
 	})
 	if !errors.Is(err, store.ErrConflict) {
@@ -89,7 +89,7 @@ func TestAppendOnly(t *testing.T) {
 
 func (e *env) account(t *testing.T, name string) string {
 	t.Helper()
-	a, _, err := e.sp.get(e.ctx, e.st, name)
+	a, _, err := e.sp.get(e.Ctx, e.Store, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func (e *env) account(t *testing.T, name string) string {
 // blobList lists blobs through the ARM route: name, blobId, size.
 func blobList(t *testing.T, e *env, acct, c string) []map[string]string {
 	t.Helper()
-	items := e.must("GET", containersPath(acct)+"/"+c+"/blobs"+stV, nil, 200).json(t)["value"].([]any)
+	items := e.Must("GET", containersPath(acct)+"/"+c+"/blobs"+stV, nil, 200).JSON(t)["value"].([]any)
 	var out []map[string]string
 	for _, it := range items {
 		m := it.(map[string]any)
@@ -116,19 +116,19 @@ func TestBlobRoutes(t *testing.T) {
 	const c = "insights-logs-auditevent"
 	for _, p := range []string{"resourceId=/A/h=01/PT1H.json", "resourceId=/A/h=02/PT1H.json", "resourceId=/B/h=01/PT1H.json"} {
 		for i := range 3 {
-			if err := e.sp.AppendBlob(e.ctx, id, c, p, fmt.Appendf(nil, "%s line %d\n", p, i)); err != nil {
+			if err := e.sp.AppendBlob(e.Ctx, id, c, p, fmt.Appendf(nil, "%s line %d\n", p, i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := e.sp.AppendBlob(e.ctx, id, "other", "x", []byte("1")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, "other", "x", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	cs := e.must("GET", containersPath(id)+stV, nil, 200).json(t)["value"].([]any)
+	cs := e.Must("GET", containersPath(id)+stV, nil, 200).JSON(t)["value"].([]any)
 	if len(cs) != 2 || cs[0].(map[string]any)["name"] != c || cs[0].(map[string]any)["id"] != containersPath(id)+"/"+c {
 		t.Fatalf("containers %v", cs)
 	}
-	e.must("GET", containersPath(id)+"/"+c+stV, nil, 200)
+	e.Must("GET", containersPath(id)+"/"+c+stV, nil, 200)
 
 	tests := []struct {
 		name, query string
@@ -141,7 +141,7 @@ func TestBlobRoutes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := e.must("GET", containersPath(id)+"/"+c+"/blobs"+stV+tc.query, nil, 200).json(t)
+			m := e.Must("GET", containersPath(id)+"/"+c+"/blobs"+stV+tc.query, nil, 200).JSON(t)
 			if got := len(m["value"].([]any)); got != tc.want {
 				t.Fatalf("got %d: %v", got, m)
 			}
@@ -158,7 +158,7 @@ func TestBlobRoutes(t *testing.T) {
 		want += fmt.Sprintf("%s line %d\n", first["name"], i)
 	}
 	get := func(q string) (string, map[string]any) {
-		m := e.must("GET", first["id"]+stV+q, nil, 200).json(t)
+		m := e.Must("GET", first["id"]+stV+q, nil, 200).JSON(t)
 		ct := m["content"].(map[string]any)
 		data, err := base64.StdEncoding.DecodeString(ct["data"].(string))
 		if err != nil {
@@ -189,27 +189,27 @@ func TestBlobRoutes(t *testing.T) {
 		{"fail/unknown account", containersPath(acctPath(sub1, "rg1", "nosuch"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e.must("GET", tc.path+stV, nil, 404)
+			e.Must("GET", tc.path+stV, nil, 404)
 		})
 	}
 	t.Run("fail/offset beyond end", func(t *testing.T) {
-		e.must("GET", first["id"]+stV+fmt.Sprintf("&offset=%d", len(want)+1), nil, 416)
+		e.Must("GET", first["id"]+stV+fmt.Sprintf("&offset=%d", len(want)+1), nil, 416)
 	})
 	t.Run("fail/no writes through routes", func(t *testing.T) {
 		for _, m := range []string{"PUT", "PATCH"} {
-			if r := e.do(m, first["id"]+stV, map[string]any{"content": "x"}); r.Code != 405 {
+			if r := e.Do(m, first["id"]+stV, map[string]any{"content": "x"}); r.Code != 405 {
 				t.Fatalf("%s = %d", m, r.Code)
 			}
 		}
-		if r := e.do("PUT", containersPath(id)+"/newc"+stV, map[string]any{}); r.Code != 405 {
+		if r := e.Do("PUT", containersPath(id)+"/newc"+stV, map[string]any{}); r.Code != 405 {
 			t.Fatalf("container PUT = %d", r.Code)
 		}
 	})
 	t.Run("fail/read denied", func(t *testing.T) {
-		e.dec.deny["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"] = true
-		defer delete(e.dec.deny, "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read")
-		r := e.do("GET", first["id"]+stV, nil)
-		if r.Code != 403 || r.errCode(t) != "AuthorizationFailed" {
+		e.dec.Set("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", true)
+		defer e.dec.Set("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", false)
+		r := e.Do("GET", first["id"]+stV, nil)
+		if r.Code != 403 || r.ErrCode(t) != "AuthorizationFailed" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 	})
@@ -220,13 +220,13 @@ func TestBlobDeleteAndLocks(t *testing.T) {
 	id := e.createAccount(sub1, "rg1", "locked1")
 	const c = "insights-logs-auditevent"
 	for _, p := range []string{"a/1.json", "a/2.json"} {
-		if err := e.sp.AppendBlob(e.ctx, id, c, p, []byte("{}\n")); err != nil {
+		if err := e.sp.AppendBlob(e.Ctx, id, c, p, []byte("{}\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	bl := blobList(t, e, id, c)
 	lock := id + "/providers/Microsoft.Authorization/locks/keep" + lockV
-	e.must("PUT", lock, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
+	e.Must("PUT", lock, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
 
 	for _, tc := range []struct{ name, path string }{
 		{"fail/blob under locked account", bl[0]["id"]},
@@ -238,37 +238,37 @@ func TestBlobDeleteAndLocks(t *testing.T) {
 			if tc.path == rgPath(sub1, "rg1") {
 				v = rgV
 			}
-			r := e.do("DELETE", tc.path+v, nil)
-			if r.Code != 409 || r.errCode(t) != "ScopeLocked" {
+			r := e.Do("DELETE", tc.path+v, nil)
+			if r.Code != 409 || r.ErrCode(t) != "ScopeLocked" {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 	// Appends (the data path) still work under the lock.
-	if err := e.sp.AppendBlob(e.ctx, id, c, "a/1.json", []byte("{}\n")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, c, "a/1.json", []byte("{}\n")); err != nil {
 		t.Fatalf("append under lock: %v", err)
 	}
 	if got := blobList(t, e, id, c); len(got) != 2 {
 		t.Fatalf("blobs after refused deletes: %v", got)
 	}
 
-	e.must("DELETE", lock, nil, 200)
-	e.must("DELETE", bl[0]["id"]+stV, nil, 200)
-	e.must("DELETE", bl[0]["id"]+stV, nil, 204)
-	if _, err := e.sp.ReadBlob(e.ctx, id, c, bl[0]["name"]); azerr.From(err).Code != "BlobNotFound" {
+	e.Must("DELETE", lock, nil, 200)
+	e.Must("DELETE", bl[0]["id"]+stV, nil, 200)
+	e.Must("DELETE", bl[0]["id"]+stV, nil, 204)
+	if _, err := e.sp.ReadBlob(e.Ctx, id, c, bl[0]["name"]); azerr.From(err).Code != "BlobNotFound" {
 		t.Fatalf("read deleted blob: %v", err)
 	}
 	// Recreating the path starts a new, empty blob with a new id.
-	if err := e.sp.AppendBlob(e.ctx, id, c, bl[0]["name"], []byte("new\n")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, c, bl[0]["name"], []byte("new\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := e.sp.ReadBlob(e.ctx, id, c, bl[0]["name"]); string(got) != "new\n" {
+	if got, _ := e.sp.ReadBlob(e.Ctx, id, c, bl[0]["name"]); string(got) != "new\n" {
 		t.Fatalf("recreated blob %q", got)
 	}
 	t.Run("fail/delete denied", func(t *testing.T) {
-		e.dec.deny["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"] = true
-		defer delete(e.dec.deny, "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete")
-		if r := e.do("DELETE", bl[1]["id"]+stV, nil); r.Code != 403 {
+		e.dec.Set("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete", true)
+		defer e.dec.Set("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete", false)
+		if r := e.Do("DELETE", bl[1]["id"]+stV, nil); r.Code != 403 {
 			t.Fatalf("got %d", r.Code)
 		}
 	})
@@ -280,19 +280,19 @@ func TestRetentionPrune(t *testing.T) {
 	const c = "insights-logs-auditevent"
 	write := func(p string) {
 		t.Helper()
-		if err := e.sp.AppendBlob(e.ctx, id, c, p, []byte("{}\n")); err != nil {
+		if err := e.sp.AppendBlob(e.Ctx, id, c, p, []byte("{}\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write("resourceId=/V1/old.json")
 	write("resourceId=/V2/old.json")
-	if err := e.sp.AppendBlob(e.ctx, id, "other", "resourceId=/V1/old.json", []byte("x")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, "other", "resourceId=/V1/old.json", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Advance(3 * 24 * time.Hour)
+	e.Clock.Advance(3 * 24 * time.Hour)
 	write("resourceId=/V1/new.json")
 	write("resourceId=/V1/kept-alive.json")
-	if err := e.sp.SetRetention(e.ctx, id, c, "resourceId=/V1/", 2); err != nil {
+	if err := e.sp.SetRetention(e.Ctx, id, c, "resourceId=/V1/", 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -308,18 +308,18 @@ func TestRetentionPrune(t *testing.T) {
 		{"fail/bad container", 1, "InvalidResourceName", id, "X"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := e.sp.SetRetention(e.ctx, tc.acct, tc.cname, "p/", tc.days); azerr.From(err).Code != tc.code {
+			if err := e.sp.SetRetention(e.Ctx, tc.acct, tc.cname, "p/", tc.days); azerr.From(err).Code != tc.code {
 				t.Fatalf("err = %v", err)
 			}
 		})
 	}
 
-	n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now())
+	n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("PruneBlobs = %d, %v", n, err)
 	}
 	names := func(container string) []string {
-		bl, err := e.sp.ListBlobs(e.ctx, id, container, "")
+		bl, err := e.sp.ListBlobs(e.Ctx, id, container, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,28 +337,28 @@ func TestRetentionPrune(t *testing.T) {
 		t.Fatalf("other container: %v", got)
 	}
 	// A blob appended to recently is kept even if created long ago.
-	e.clk.Advance(24 * time.Hour)
+	e.Clock.Advance(24 * time.Hour)
 	write("resourceId=/V1/kept-alive.json")
-	e.clk.Advance(36 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); err != nil || n != 1 {
+	e.Clock.Advance(36 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); err != nil || n != 1 {
 		t.Fatalf("second prune = %d, %v", n, err)
 	}
 	if got := strings.Join(names(c), ","); got != "resourceId=/V1/kept-alive.json,resourceId=/V2/old.json" {
 		t.Fatalf("after second prune: %s", got)
 	}
 	// Locks do not stop retention.
-	e.must("PUT", id+"/providers/Microsoft.Authorization/locks/keep"+lockV, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
-	e.clk.Advance(10 * 24 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); err != nil || n != 1 {
+	e.Must("PUT", id+"/providers/Microsoft.Authorization/locks/keep"+lockV, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
+	e.Clock.Advance(10 * 24 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); err != nil || n != 1 {
 		t.Fatalf("prune under lock = %d, %v", n, err)
 	}
 	// Removing the rule stops pruning.
 	write("resourceId=/V1/again.json")
-	if err := e.sp.SetRetention(e.ctx, id, c, "resourceId=/V1/", 0); err != nil {
+	if err := e.sp.SetRetention(e.Ctx, id, c, "resourceId=/V1/", 0); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Advance(100 * 24 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); err != nil || n != 0 {
+	e.Clock.Advance(100 * 24 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); err != nil || n != 0 {
 		t.Fatalf("prune without rule = %d, %v", n, err)
 	}
 }
@@ -366,20 +366,20 @@ func TestRetentionPrune(t *testing.T) {
 func TestAccountDeleteRemovesData(t *testing.T) {
 	e := newEnv(t)
 	id := e.createAccount(sub1, "rg1", "gone1")
-	if err := e.sp.AppendBlob(e.ctx, id, "logs", "a.json", []byte("secret-ish\n")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, "logs", "a.json", []byte("secret-ish\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.sp.SetRetention(e.ctx, id, "logs", "", 5); err != nil {
+	if err := e.sp.SetRetention(e.Ctx, id, "logs", "", 5); err != nil {
 		t.Fatal(err)
 	}
-	e.must("DELETE", id+stV, nil, 200)
-	recs, err := e.st.List(e.ctx, prefix, storeAll)
+	e.Must("DELETE", id+stV, nil, 200)
+	recs, err := e.Store.List(e.Ctx, prefix, storeAll)
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("left behind: %d %v", len(recs), err)
 	}
 	// A new account of the same name starts empty.
 	e.createAccount(sub1, "rg1", "gone1")
-	if _, err := e.sp.ListBlobs(e.ctx, id, "logs", ""); azerr.From(err).Code != "ContainerNotFound" {
+	if _, err := e.sp.ListBlobs(e.Ctx, id, "logs", ""); azerr.From(err).Code != "ContainerNotFound" {
 		t.Fatalf("ListBlobs on new account: %v", err)
 	}
 }
@@ -394,7 +394,7 @@ func TestConcurrentAppends(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for i := range each {
-				errs <- e.sp.AppendBlob(e.ctx, id, "logs", "h.json", fmt.Appendf(nil, "w%d-%d\n", w, i))
+				errs <- e.sp.AppendBlob(e.Ctx, id, "logs", "h.json", fmt.Appendf(nil, "w%d-%d\n", w, i))
 			}
 		}()
 	}
@@ -407,7 +407,7 @@ func TestConcurrentAppends(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := e.sp.ReadBlob(e.ctx, id, "logs", "h.json")
+	got, err := e.sp.ReadBlob(e.Ctx, id, "logs", "h.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,16 +22,16 @@ func TestAccountNameRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			chk := e.must("POST", "/subscriptions/"+sub1+"/providers/Microsoft.Storage/checkNameAvailability"+stV,
-				map[string]any{"name": tc.acct, "type": "Microsoft.Storage/storageAccounts"}, 200).json(t)
-			r := e.do("PUT", acctPath(sub1, "rg1", tc.acct)+stV, acctBody("Standard_LRS", nil))
+			chk := e.Must("POST", "/subscriptions/"+sub1+"/providers/Microsoft.Storage/checkNameAvailability"+stV,
+				map[string]any{"name": tc.acct, "type": "Microsoft.Storage/storageAccounts"}, 200).JSON(t)
+			r := e.Do("PUT", acctPath(sub1, "rg1", tc.acct)+stV, acctBody("Standard_LRS", nil))
 			if tc.code == "" {
 				if r.Code != 200 || chk["nameAvailable"] != true {
 					t.Fatalf("got %d %s; check %v", r.Code, r.Body.String(), chk)
 				}
 				return
 			}
-			if r.Code != 400 || r.errCode(t) != tc.code {
+			if r.Code != 400 || r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 			if chk["nameAvailable"] != false || chk["reason"] != "AccountNameInvalid" {
@@ -55,25 +55,25 @@ func TestAccountUniqueness(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", tc.path+stV, acctBody("Standard_LRS", nil))
-			if r.Code != tc.status || tc.code != "" && r.errCode(t) != tc.code {
+			r := e.Do("PUT", tc.path+stV, acctBody("Standard_LRS", nil))
+			if r.Code != tc.status || tc.code != "" && r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
-	chk := e.must("POST", "/subscriptions/"+sub2+"/providers/Microsoft.Storage/checkNameAvailability"+stV,
-		map[string]any{"name": "shared", "type": "Microsoft.Storage/storageAccounts"}, 200).json(t)
+	chk := e.Must("POST", "/subscriptions/"+sub2+"/providers/Microsoft.Storage/checkNameAvailability"+stV,
+		map[string]any{"name": "shared", "type": "Microsoft.Storage/storageAccounts"}, 200).JSON(t)
 	if chk["nameAvailable"] != false || chk["reason"] != "AlreadyExists" {
 		t.Fatalf("check %v", chk)
 	}
 	// Other subscriptions do not see it.
-	e.must("GET", acctPath(sub2, "rg1", "shared")+stV, nil, 404)
+	e.Must("GET", acctPath(sub2, "rg1", "shared")+stV, nil, 404)
 }
 
 func TestAccountCRUD(t *testing.T) {
 	e := newEnv(t)
 	p := acctPath(sub1, "rg1", "auditlogs")
-	m := e.must("PUT", p+stV, acctBody("standard_zrs", map[string]string{"vault": "kv1"}), 200).json(t)
+	m := e.Must("PUT", p+stV, acctBody("standard_zrs", map[string]string{"vault": "kv1"}), 200).JSON(t)
 	props := m["properties"].(map[string]any)
 	sku := m["sku"].(map[string]any)
 	checks := map[string]bool{
@@ -91,8 +91,8 @@ func TestAccountCRUD(t *testing.T) {
 			t.Errorf("%s wrong in %v", k, m)
 		}
 	}
-	e.clk.Advance(time.Hour)
-	m = e.must("PATCH", p+stV, map[string]any{"tags": map[string]string{"env": "prod"}}, 200).json(t)
+	e.Clock.Advance(time.Hour)
+	m = e.Must("PATCH", p+stV, map[string]any{"tags": map[string]string{"env": "prod"}}, 200).JSON(t)
 	if tags := m["tags"].(map[string]any); tags["env"] != "prod" || tags["vault"] != nil || m["sku"].(map[string]any)["name"] != "Standard_ZRS" {
 		t.Fatalf("patch %v", m)
 	}
@@ -115,7 +115,7 @@ func TestAccountCRUD(t *testing.T) {
 			if !strings.HasSuffix(tc.path, "/resources") {
 				v = stV
 			}
-			items := e.must("GET", tc.path+v, nil, 200).json(t)["value"].([]any)
+			items := e.Must("GET", tc.path+v, nil, 200).JSON(t)["value"].([]any)
 			if len(items) != tc.want {
 				t.Fatalf("got %d items: %v", len(items), items)
 			}
@@ -135,16 +135,16 @@ func TestAccountCRUD(t *testing.T) {
 		{"fail/move location", map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_LRS"}, "kind": "StorageV2"}, 409, "InvalidResourceLocation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", p+stV, tc.body)
-			if r.Code != tc.status || r.errCode(t) != tc.code {
+			r := e.Do("PUT", p+stV, tc.body)
+			if r.Code != tc.status || r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 
-	e.must("DELETE", p+stV, nil, 200)
-	e.must("DELETE", p+stV, nil, 204)
-	e.must("GET", p+stV, nil, 404)
+	e.Must("DELETE", p+stV, nil, 200)
+	e.Must("DELETE", p+stV, nil, 204)
+	e.Must("GET", p+stV, nil, 404)
 	// The name is free again.
 	e.createAccount(sub2, "rg1", "auditlogs")
 }
@@ -152,15 +152,15 @@ func TestAccountCRUD(t *testing.T) {
 func TestGroupDeleteCascades(t *testing.T) {
 	e := newEnv(t)
 	id := e.createAccount(sub1, "rg2", "doomed")
-	if err := e.sp.AppendBlob(e.ctx, id, "logs", "a/b.json", []byte("{}\n")); err != nil {
+	if err := e.sp.AppendBlob(e.Ctx, id, "logs", "a/b.json", []byte("{}\n")); err != nil {
 		t.Fatal(err)
 	}
-	e.must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
-	e.srv.Wait()
-	if ok, err := e.sp.Exists(e.ctx, id); ok || err != nil {
+	e.Must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
+	e.Server.Wait()
+	if ok, err := e.sp.Exists(e.Ctx, id); ok || err != nil {
 		t.Fatalf("Exists after group delete = %v, %v", ok, err)
 	}
-	recs, err := e.st.List(e.ctx, prefix, storeAll)
+	recs, err := e.Store.List(e.Ctx, prefix, storeAll)
 	if err != nil {
 		t.Fatal(err)
 	}
