@@ -95,11 +95,20 @@ func (r *credRecord) expiryMessage(code string, expiresAt time.Time) string {
 	return msg + " It has not been rotated in time (a cordoned machine is not rotated; rotationPeriodDays should be below expirePeriodDays)."
 }
 
-// syncExpiryAlert makes the credential's expiry alert match its expiry
-// condition at now; a near-expiry alert is replaced by the expired one,
-// and a rotation (a younger value) clears either.
-func syncExpiryAlert(ctx context.Context, tx store.Tx, rec *credRecord, now time.Time) error {
-	code, expiresAt, _ := rec.expiry(now)
+// syncExpiryAlert brings the credential's expiry alert and ExpiryCheckAt
+// up to date for now: a rotation (a younger value) clears the alert at
+// once. Raising or replacing one is left to the expiry check (raise), which
+// RunOnce makes after its rotations: a write of a rotation in progress
+// (e.g. its SetIntent step at the very start of the warning window) only
+// marks the check due now, so a rotation completing in the same pass
+// raises nothing.
+func syncExpiryAlert(ctx context.Context, tx store.Tx, rec *credRecord, now time.Time, raise bool) error {
+	code, expiresAt, next := rec.expiry(now)
+	if code != "" && code != rec.ExpiryAlertCode && !raise {
+		rec.ExpiryCheckAt = now
+		return nil
+	}
+	rec.ExpiryCheckAt = next
 	msg := ""
 	if code != "" && rec.ExpiryAlertCode != code {
 		msg = rec.expiryMessage(code, expiresAt)
@@ -171,7 +180,7 @@ func (e *Service) checkExpiry(ctx context.Context, credID, listedKey string, now
 			return err
 		}
 		before := rec.ExpiryAlertCode
-		if _, err := writeCred(ctx, tx, rec, ver, rec.NextAt, now); err != nil {
+		if _, err := writeCredExpiry(ctx, tx, rec, ver, rec.NextAt, now, true); err != nil {
 			return err
 		}
 		checked = true

@@ -187,14 +187,19 @@ func putJSON(ctx context.Context, tx store.Tx, key string, v any, ifVersion int6
 // prevNext to rec.NextAt, raises or clears its alert to match rec.Code, and
 // brings its expiry alert and expiry check entry up to date for now.
 func writeCred(ctx context.Context, tx store.Tx, rec *credRecord, ifVersion int64, prevNext time.Time, now time.Time) (int64, error) {
+	return writeCredExpiry(ctx, tx, rec, ifVersion, prevNext, now, false)
+}
+
+// writeCredExpiry is writeCred; raiseExpiry is set by the expiry check only
+// (see syncExpiryAlert).
+func writeCredExpiry(ctx context.Context, tx store.Tx, rec *credRecord, ifVersion int64, prevNext, now time.Time, raiseExpiry bool) (int64, error) {
 	if err := syncAlert(ctx, tx, rec, now); err != nil {
 		return 0, err
 	}
-	if err := syncExpiryAlert(ctx, tx, rec, now); err != nil {
+	prevCheck := rec.ExpiryCheckAt // as stored: only writeCredExpiry changes it
+	if err := syncExpiryAlert(ctx, tx, rec, now, raiseExpiry); err != nil {
 		return 0, err
 	}
-	prevCheck := rec.ExpiryCheckAt // as stored: only writeCred changes it
-	_, _, rec.ExpiryCheckAt = rec.expiry(now)
 	rec.Updated = now
 	v, err := putJSON(ctx, tx, kCred+rec.ID, rec, ifVersion)
 	if err != nil {
