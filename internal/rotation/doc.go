@@ -75,7 +75,38 @@
 // SecretDeletedInVault, VaultUnavailable. Target conditions:
 // TargetUnreachable, TargetSetFailed, InitialCredentialMissing,
 // UnsupportedEndpoint, ManualChangeDetected. ClusterState reports the worst
-// (ManualChangeDetected > preflight code > ArchivePending: reason > target).
+// (CredentialExpired > ManualChangeDetected > preflight code >
+// ArchivePending: reason > target).
+//
+// # Expiry (expirePeriodDays)
+//
+// The value a target accepts may not be older than expirePeriodDays. Its age
+// counts from when it was set: RotatedAt while ArchivePending (the target
+// holds the new value already), else the last archived rotation
+// (lastRotationTime), else, for a never-rotated credential, its first
+// rotation request (TrackedSince: the deployment's RequestRotation; a
+// credential registered with its cluster but not deployed is not tracked).
+// SetIntent and Halted count from the last archived value: keyhaven cannot
+// vouch for a younger one. CredentialNearExpiry is raised when less than
+// 10% of the period or 7 days (whichever is smaller) remain, e.g. at 83 of
+// 90 days; CredentialExpired when the age reaches the period; delivering a
+// value does not make it younger, a rotation does, and clears either alert.
+// The expiry alert is a second slot of the credential (ExpiryAlertID) next
+// to the one for its condition, so both are active at once. ClusterState
+// reports CredentialExpired (naming the blocking condition), and appends
+// the expiry time to a blocked credential's condition when near expiry; a
+// near-expiry credential that is not blocked leaves the cluster Running
+// (set rotationPeriodDays below the start of the window to never see one).
+//
+// Expiry does not depend on rotations succeeding: every record write keeps
+// rotation/expiry/{time}/{credID} at the next moment the condition changes
+// by time alone. RunOnce, after its rotations, takes the entries up to now
+// and, in one transaction each (CAS on the record, no lease; skipped while
+// a live lease is held), raises, replaces or clears the expiry alert. It
+// never changes NextAt, Attempts or the phase: a blocked rotation is not
+// retried sooner, a halted one stays halted. Writes of the rotation path
+// only clear expiry alerts; when they would raise one they make the check
+// due now instead, so a rotation finishing in the same pass raises nothing.
 //
 // # Secret names and values
 //
@@ -92,7 +123,9 @@
 //
 // # Alerts
 //
-// rotation/alerts/{clusterHash}/{id}: one active alert per credential while
-// it has a condition; a changed condition clears the old alert and raises a
-// new one; success clears it (clearedAt). Alerts and AlertsHandler read them.
+// rotation/alerts/{clusterHash}/{id}: at most two active alerts per
+// credential, one while it has a condition and one while it is near expiry
+// or expired; a changed condition clears the old alert and raises a new
+// one; success (a rotation, for the expiry alert) clears it (clearedAt).
+// Alerts and AlertsHandler read them.
 package rotation
