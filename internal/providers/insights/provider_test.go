@@ -71,41 +71,42 @@ func TestSettingValidation(t *testing.T) {
 		{"fail/resource missing", vaultID("rg1", "nosuch"), "s4", auditBody(acct, 0), 404, "ResourceNotFound"},
 		{"fail/unsupported resource type", acct, "s4", auditBody(acct, 0), 400, "BadRequest"},
 		{"fail/malformed body", kv, "s4", "[1]", 400, "InvalidRequestContent"},
+		{"fail/malformed body, a JSON string", kv, "s4", `"[1]"`, 400, "InvalidRequestContent"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", settingPath(tc.resource, tc.setting)+dsV, tc.body)
-			if r.Code != tc.status || tc.code != "" && r.errCode(t) != tc.code {
+			r := e.Do("PUT", settingPath(tc.resource, tc.setting)+dsV, tc.body)
+			if r.Code != tc.status || tc.code != "" && r.ErrCode(t) != tc.code {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 	t.Run("fail/linked authorization", func(t *testing.T) {
-		e.dec.set("Microsoft.Storage/storageAccounts/listKeys/action", true)
-		defer e.dec.set("Microsoft.Storage/storageAccounts/listKeys/action", false)
-		r := e.do("PUT", settingPath(kv, "s5")+dsV, auditBody(e.account("rg2", "theirs"), 0))
-		if r.Code != 403 || r.errCode(t) != "LinkedAuthorizationFailed" {
+		e.dec.Set("Microsoft.Storage/storageAccounts/listKeys/action", true)
+		defer e.dec.Set("Microsoft.Storage/storageAccounts/listKeys/action", false)
+		r := e.Do("PUT", settingPath(kv, "s5")+dsV, auditBody(e.account("rg2", "theirs"), 0))
+		if r.Code != 403 || r.ErrCode(t) != "LinkedAuthorizationFailed" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 	})
 	t.Run("fail/write denied", func(t *testing.T) {
-		e.dec.set("Microsoft.Insights/diagnosticSettings/write", true)
-		defer e.dec.set("Microsoft.Insights/diagnosticSettings/write", false)
-		if r := e.do("PUT", settingPath(kv, "s5")+dsV, auditBody(acct, 0)); r.Code != 403 {
+		e.dec.Set("Microsoft.Insights/diagnosticSettings/write", true)
+		defer e.dec.Set("Microsoft.Insights/diagnosticSettings/write", false)
+		if r := e.Do("PUT", settingPath(kv, "s5")+dsV, auditBody(acct, 0)); r.Code != 403 {
 			t.Fatalf("got %d", r.Code)
 		}
 	})
 	t.Run("fail/more than five", func(t *testing.T) {
 		kv2 := e.vault("rg1", "kv2")
 		for i := range 5 {
-			e.must("PUT", settingPath(kv2, "n"+string(rune('0'+i)))+dsV, auditBody(e.account("rg1", "many"+string(rune('a'+i))), 0), 200)
+			e.Must("PUT", settingPath(kv2, "n"+string(rune('0'+i)))+dsV, auditBody(e.account("rg1", "many"+string(rune('a'+i))), 0), 200)
 		}
-		r := e.do("PUT", settingPath(kv2, "n5")+dsV, auditBody(acct, 0))
+		r := e.Do("PUT", settingPath(kv2, "n5")+dsV, auditBody(acct, 0))
 		if r.Code != 400 || !strings.Contains(r.Body.String(), "maximum number") {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 		// Replacing one of the five is fine.
-		e.must("PUT", settingPath(kv2, "N0")+dsV, auditBody(acct, 0), 200)
+		e.Must("PUT", settingPath(kv2, "N0")+dsV, auditBody(acct, 0), 200)
 	})
 }
 
@@ -113,7 +114,7 @@ func TestSettingCRUD(t *testing.T) {
 	e := newEnv(t)
 	kv := e.vault("rg1", "kv1")
 	acct := e.account("rg1", "logs1")
-	m := e.must("PUT", settingPath(kv, "Audit")+dsV, auditBody(acct, 7), 200).json(t)
+	m := e.Must("PUT", settingPath(kv, "Audit")+dsV, auditBody(acct, 7), 200).JSON(t)
 	props := m["properties"].(map[string]any)
 	if m["id"] != settingPath(kv, "Audit") || m["name"] != "Audit" || m["type"] != "Microsoft.Insights/diagnosticSettings" ||
 		props["storageAccountId"] != acct || len(props["logs"].([]any)) != 1 || props["metrics"] == nil {
@@ -123,21 +124,21 @@ func TestSettingCRUD(t *testing.T) {
 		t.Fatalf("logs %v", l)
 	}
 	// Names match case-insensitively and keep their first spelling.
-	g := e.must("GET", settingPath(kv, "audit")+dsV, nil, 200).json(t)
+	g := e.Must("GET", settingPath(kv, "audit")+dsV, nil, 200).JSON(t)
 	if g["name"] != "Audit" {
 		t.Fatalf("GET %v", g)
 	}
-	e.must("GET", settingPath(kv, "Audit")+"?api-version=2017-05-01-preview", nil, 200)
-	e.must("PUT", settingPath(kv, "audit")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct,
+	e.Must("GET", settingPath(kv, "Audit")+"?api-version=2017-05-01-preview", nil, 200)
+	e.Must("PUT", settingPath(kv, "audit")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct,
 		"logs": []any{map[string]any{"category": "auditevent", "enabled": false}}}}, 200)
-	g = e.must("GET", settingPath(kv, "Audit")+dsV, nil, 200).json(t)
+	g = e.Must("GET", settingPath(kv, "Audit")+dsV, nil, 200).JSON(t)
 	if l := g["properties"].(map[string]any)["logs"].([]any)[0].(map[string]any); l["category"] != "AuditEvent" || l["enabled"] != false {
 		t.Fatalf("replaced %v", g)
 	}
 	kv2 := e.vault("rg1", "kv2")
-	e.must("PUT", settingPath(kv2, "other")+dsV, auditBody(acct, 0), 200)
+	e.Must("PUT", settingPath(kv2, "other")+dsV, auditBody(acct, 0), 200)
 	// A child ID does not see its parent's settings, nor a sibling's.
-	list := e.must("GET", kv+"/providers/Microsoft.Insights/diagnosticSettings"+dsV, nil, 200).json(t)["value"].([]any)
+	list := e.Must("GET", kv+"/providers/Microsoft.Insights/diagnosticSettings"+dsV, nil, 200).JSON(t)["value"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["name"] != "Audit" {
 		t.Fatalf("list %v", list)
 	}
@@ -158,15 +159,15 @@ func TestSettingCRUD(t *testing.T) {
 			if tc.method == "PATCH" {
 				body = map[string]any{}
 			}
-			if r := e.do(tc.method, tc.path, body); r.Code != tc.status {
+			if r := e.Do(tc.method, tc.path, body); r.Code != tc.status {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 	t.Run("fail/delete under a locked vault", func(t *testing.T) {
-		e.must("PUT", kv2+"/providers/Microsoft.Authorization/locks/keep"+lockV, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
-		r := e.do("DELETE", settingPath(kv2, "other")+dsV, nil)
-		if r.Code != 409 || r.errCode(t) != "ScopeLocked" {
+		e.Must("PUT", kv2+"/providers/Microsoft.Authorization/locks/keep"+lockV, map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
+		r := e.Do("DELETE", settingPath(kv2, "other")+dsV, nil)
+		if r.Code != 409 || r.ErrCode(t) != "ScopeLocked" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 	})
@@ -178,13 +179,13 @@ func TestDestinationsAndShip(t *testing.T) {
 	quiet := e.vault("rg1", "quiet")
 	acct := e.account("rg1", "logs1")
 	acct2 := e.account("rg1", "logs2")
-	e.must("PUT", settingPath(kv, "audit")+dsV, auditBody(acct, 30), 200)
-	e.must("PUT", settingPath(kv, "all")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct2,
+	e.Must("PUT", settingPath(kv, "audit")+dsV, auditBody(acct, 30), 200)
+	e.Must("PUT", settingPath(kv, "all")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct2,
 		"logs": []any{map[string]any{"categoryGroup": "allLogs", "enabled": true}}}}, 200)
-	e.must("PUT", settingPath(kv, "off")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct2,
+	e.Must("PUT", settingPath(kv, "off")+dsV, map[string]any{"properties": map[string]any{"storageAccountId": acct2,
 		"metrics": []any{map[string]any{"category": "AllMetrics", "enabled": true}}}}, 200)
 
-	dests, err := e.ip.DestinationsFor(e.ctx, strings.ToUpper(kv))
+	dests, err := e.ip.DestinationsFor(e.Ctx, strings.ToUpper(kv))
 	want := []Destination{
 		{SettingName: "all", StorageAccountID: acct2, Categories: []string{"AuditEvent", "AzurePolicyEvaluationDetails"}},
 		{SettingName: "audit", StorageAccountID: acct, Categories: []string{"AuditEvent"}, RetentionDays: 30},
@@ -192,17 +193,17 @@ func TestDestinationsAndShip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(dests, want) {
 		t.Fatalf("DestinationsFor = %+v, %v", dests, err)
 	}
-	if d, err := e.ip.DestinationsFor(e.ctx, quiet); err != nil || len(d) != 0 {
+	if d, err := e.ip.DestinationsFor(e.Ctx, quiet); err != nil || len(d) != 0 {
 		t.Fatalf("DestinationsFor(quiet) = %v, %v", d, err)
 	}
 
 	at := time.Date(2026, 3, 1, 9, 59, 59, 0, time.FixedZone("x", 3600)) // 08:59:59Z
 	for i, ev := range []string{"{\n  \"n\": 1\n}", `{"n":2}`} {
-		if err := e.ip.Ship(e.ctx, kv, "AuditEvent", []byte(ev), at.Add(time.Duration(i)*time.Second)); err != nil {
+		if err := e.ip.Ship(e.Ctx, kv, "AuditEvent", []byte(ev), at.Add(time.Duration(i)*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.ip.Ship(e.ctx, kv, "AzurePolicyEvaluationDetails", []byte(`{"n":3}`), at); err != nil {
+	if err := e.ip.Ship(e.Ctx, kv, "AzurePolicyEvaluationDetails", []byte(`{"n":3}`), at); err != nil {
 		t.Fatal(err)
 	}
 	upper := "resourceId=/SUBSCRIPTIONS/" + sub1 + "/RESOURCEGROUPS/RG1/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV1"
@@ -220,34 +221,34 @@ func TestDestinationsAndShip(t *testing.T) {
 		{"ok/policy category to its container", acct2, "insights-logs-azurepolicyevaluationdetails", hour8, "{\"n\":3}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := e.sp.ReadBlob(e.ctx, tc.acct, tc.container, tc.path)
+			got, err := e.sp.ReadBlob(e.Ctx, tc.acct, tc.container, tc.path)
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("ReadBlob = %q, %v", got, err)
 			}
 		})
 	}
 	t.Run("fail/policy category not in setting audit", func(t *testing.T) {
-		if _, err := e.sp.ListBlobs(e.ctx, acct, "insights-logs-azurepolicyevaluationdetails", ""); azerr.From(err).Code != "ContainerNotFound" {
+		if _, err := e.sp.ListBlobs(e.Ctx, acct, "insights-logs-azurepolicyevaluationdetails", ""); azerr.From(err).Code != "ContainerNotFound" {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("ok/child and extension events go to the vault's blob", func(t *testing.T) {
 		for _, rid := range []string{strings.ToUpper(kv) + "/SECRETS/S1", settingPath(kv, "audit")} {
-			if err := e.ip.Ship(e.ctx, rid, "AuditEvent", []byte(`{"child":true}`), at.Add(2*time.Hour)); err != nil {
+			if err := e.ip.Ship(e.Ctx, rid, "AuditEvent", []byte(`{"child":true}`), at.Add(2*time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		got, err := e.sp.ReadBlob(e.ctx, acct, "insights-logs-auditevent", upper+"/y=2026/m=03/d=01/h=10/m=00/PT1H.json")
+		got, err := e.sp.ReadBlob(e.Ctx, acct, "insights-logs-auditevent", upper+"/y=2026/m=03/d=01/h=10/m=00/PT1H.json")
 		if err != nil || string(got) != "{\"child\":true}\n{\"child\":true}\n" {
 			t.Fatalf("ReadBlob = %q, %v", got, err)
 		}
 	})
 	t.Run("ok/vault without setting ships nothing", func(t *testing.T) {
-		if err := e.ip.Ship(e.ctx, quiet, "AuditEvent", []byte(`{"n":4}`), at); err != nil {
+		if err := e.ip.Ship(e.Ctx, quiet, "AuditEvent", []byte(`{"n":4}`), at); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []string{acct, acct2} {
-			bl, err := e.sp.ListBlobs(e.ctx, a, "insights-logs-auditevent", "")
+			bl, err := e.sp.ListBlobs(e.Ctx, a, "insights-logs-auditevent", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,20 +260,20 @@ func TestDestinationsAndShip(t *testing.T) {
 		}
 	})
 	t.Run("ok/malformed event dropped", func(t *testing.T) {
-		if err := e.ip.Ship(e.ctx, kv, "AuditEvent", []byte(`not json`), at.Add(time.Hour)); err != nil {
+		if err := e.ip.Ship(e.Ctx, kv, "AuditEvent", []byte(`not json`), at.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := e.sp.ReadBlob(e.ctx, acct, "insights-logs-auditevent", hour9)
+		got, _ := e.sp.ReadBlob(e.Ctx, acct, "insights-logs-auditevent", hour9)
 		if string(got) != "{\"n\":2}\n" {
 			t.Fatalf("hour 09 = %q", got)
 		}
 	})
 	t.Run("ok/deleted destination skipped", func(t *testing.T) {
-		e.must("DELETE", acct2+stV, nil, 200)
-		if err := e.ip.Ship(e.ctx, kv, "AuditEvent", []byte(`{"n":5}`), at); err != nil {
+		e.Must("DELETE", acct2+stV, nil, 200)
+		if err := e.ip.Ship(e.Ctx, kv, "AuditEvent", []byte(`{"n":5}`), at); err != nil {
 			t.Fatalf("Ship with a deleted destination: %v", err)
 		}
-		got, _ := e.sp.ReadBlob(e.ctx, acct, "insights-logs-auditevent", hour8)
+		got, _ := e.sp.ReadBlob(e.Ctx, acct, "insights-logs-auditevent", hour8)
 		if string(got) != "{\"n\":1}\n{\"n\":5}\n" {
 			t.Fatalf("hour 08 = %q", got)
 		}
@@ -284,36 +285,36 @@ func TestRetentionFromSettings(t *testing.T) {
 	kv := e.vault("rg1", "kv1")
 	other := e.vault("rg1", "kv2")
 	acct := e.account("rg1", "logs1")
-	e.must("PUT", settingPath(kv, "audit")+dsV, auditBody(acct, 2), 200)
-	e.must("PUT", settingPath(other, "audit")+dsV, auditBody(acct, 0), 200)
-	start := e.clk.Now()
+	e.Must("PUT", settingPath(kv, "audit")+dsV, auditBody(acct, 2), 200)
+	e.Must("PUT", settingPath(other, "audit")+dsV, auditBody(acct, 0), 200)
+	start := e.Clock.Now()
 	for _, r := range []string{kv, other} {
-		if err := e.ip.Ship(e.ctx, r, "AuditEvent", []byte(`{}`), start); err != nil {
+		if err := e.ip.Ship(e.Ctx, r, "AuditEvent", []byte(`{}`), start); err != nil {
 			t.Fatal(err)
 		}
 	}
 	count := func() int {
-		bl, err := e.sp.ListBlobs(e.ctx, acct, "insights-logs-auditevent", "")
+		bl, err := e.sp.ListBlobs(e.Ctx, acct, "insights-logs-auditevent", "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(bl)
 	}
-	e.clk.Advance(24 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); n != 0 || err != nil {
+	e.Clock.Advance(24 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); n != 0 || err != nil {
 		t.Fatalf("early prune = %d, %v", n, err)
 	}
-	e.clk.Advance(25 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); n != 1 || err != nil || count() != 1 {
+	e.Clock.Advance(25 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); n != 1 || err != nil || count() != 1 {
 		t.Fatalf("prune = %d, %v; %d left", n, err, count())
 	}
 	// Deleting the setting removes its rule.
-	if err := e.ip.Ship(e.ctx, kv, "AuditEvent", []byte(`{}`), e.clk.Now()); err != nil {
+	if err := e.ip.Ship(e.Ctx, kv, "AuditEvent", []byte(`{}`), e.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	e.must("DELETE", settingPath(kv, "audit")+dsV, nil, 200)
-	e.clk.Advance(30 * 24 * time.Hour)
-	if n, err := e.sp.PruneBlobs(e.ctx, e.clk.Now()); n != 0 || err != nil || count() != 2 {
+	e.Must("DELETE", settingPath(kv, "audit")+dsV, nil, 200)
+	e.Clock.Advance(30 * 24 * time.Hour)
+	if n, err := e.sp.PruneBlobs(e.Ctx, e.Clock.Now()); n != 0 || err != nil || count() != 2 {
 		t.Fatalf("prune after delete = %d, %v; %d left", n, err, count())
 	}
 }
