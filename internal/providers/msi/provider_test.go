@@ -32,14 +32,14 @@ func TestNameRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do("PUT", uaiPath(sub1, "rg1", c.id)+v, map[string]any{"location": "westeurope"})
+			r := e.Do("PUT", uaiPath(sub1, "rg1", c.id)+v, map[string]any{"location": "westeurope"})
 			if c.ok {
 				if r.Code != 201 {
 					t.Fatalf("status %d: %s", r.Code, r.Body.String())
 				}
 				return
 			}
-			if r.Code != 400 || r.errCode(t) != "InvalidResourceName" {
+			if r.Code != 400 || r.ErrCode(t) != "InvalidResourceName" {
 				t.Fatalf("status %d: %s", r.Code, r.Body.String())
 			}
 		})
@@ -61,7 +61,7 @@ func TestCreateGetUpdate(t *testing.T) {
 		t.Fatalf("tags: %v", created["tags"])
 	}
 	sd, _ := created["systemData"].(map[string]any)
-	if sd["createdBy"] != e.admin.UPN || sd["createdByType"] != "User" || sd["createdAt"] == nil {
+	if sd["createdBy"] != e.Caller.UPN || sd["createdByType"] != "User" || sd["createdAt"] == nil {
 		t.Fatalf("systemData: %v", sd)
 	}
 	pr := props(created)
@@ -72,23 +72,23 @@ func TestCreateGetUpdate(t *testing.T) {
 		t.Fatalf("isolationScope rendered for 2023-01-31: %v", pr)
 	}
 	// The identity service knows the same principal.
-	mi, err := e.ids.GetUserAssigned(e.ctx, id)
+	mi, err := e.ids.GetUserAssigned(e.Ctx, id)
 	if err != nil || mi.PrincipalID != pr["principalId"] || mi.ClientID != pr["clientId"] || mi.TenantID != e.tenant {
 		t.Fatalf("identity: %+v %v", mi, err)
 	}
 
-	got := e.must("GET", id+vNew, nil, 200).json(t)
+	got := e.Must("GET", id+vNew, nil, 200).JSON(t)
 	if props(got)["isolationScope"] != "None" || props(got)["principalId"] != pr["principalId"] {
 		t.Fatalf("GET 2024-11-30: %v", got)
 	}
 	// Name lookups are case-insensitive; the stored casing is kept.
-	if got := e.must("GET", uaiPath(sub1, "RG1", "UAI1")+v, nil, 200).json(t); got["name"] != "uai1" || got["id"] != id {
+	if got := e.Must("GET", uaiPath(sub1, "RG1", "UAI1")+v, nil, 200).JSON(t); got["name"] != "uai1" || got["id"] != id {
 		t.Fatalf("case-insensitive GET: %v", got)
 	}
 
-	e.clk.Advance(time.Minute)
-	again := e.must("PUT", id+vNew, map[string]any{"location": "West Europe", "tags": map[string]string{"env": "dev"},
-		"properties": map[string]any{"isolationScope": "Regional"}}, 200).json(t)
+	e.Clock.Advance(time.Minute)
+	again := e.Must("PUT", id+vNew, map[string]any{"location": "West Europe", "tags": map[string]string{"env": "dev"},
+		"properties": map[string]any{"isolationScope": "Regional"}}, 200).JSON(t)
 	if props(again)["principalId"] != pr["principalId"] || props(again)["isolationScope"] != "Regional" ||
 		again["tags"].(map[string]any)["env"] != "dev" {
 		t.Fatalf("PUT again: %v", again)
@@ -98,11 +98,11 @@ func TestCreateGetUpdate(t *testing.T) {
 		t.Fatalf("systemData after update: %v (was %v)", sd2, sd)
 	}
 
-	patched := e.must("PATCH", id+v, map[string]any{"tags": map[string]string{"team": "x"}}, 200).json(t)
+	patched := e.Must("PATCH", id+v, map[string]any{"tags": map[string]string{"team": "x"}}, 200).JSON(t)
 	if tags := patched["tags"].(map[string]any); len(tags) != 1 || tags["team"] != "x" {
 		t.Fatalf("PATCH tags: %v", patched)
 	}
-	kept := e.must("PATCH", id+vNew, map[string]any{}, 200).json(t)
+	kept := e.Must("PATCH", id+vNew, map[string]any{}, 200).JSON(t)
 	if kept["tags"].(map[string]any)["team"] != "x" || props(kept)["isolationScope"] != "Regional" {
 		t.Fatalf("empty PATCH changed the identity: %v", kept)
 	}
@@ -130,13 +130,13 @@ func TestCreateGetUpdate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do(c.method, c.path, c.body)
-			if r.Code != c.status || r.errCode(t) != c.code {
+			r := e.Do(c.method, c.path, c.body)
+			if r.Code != c.status || r.ErrCode(t) != c.code {
 				t.Fatalf("%d %s", r.Code, r.Body.String())
 			}
 		})
 	}
-	if r := e.do("GET", uaiPath(sub1, "rg1", "uai2")+v, nil); r.Code != 404 {
+	if r := e.Do("GET", uaiPath(sub1, "rg1", "uai2")+v, nil); r.Code != 404 {
 		t.Fatalf("a failed PUT left an identity: %d", r.Code)
 	}
 }
@@ -158,7 +158,7 @@ func TestList(t *testing.T) {
 			if pages > 10 {
 				t.Fatal("paging does not end")
 			}
-			m := e.must("GET", next, nil, 200).json(t)
+			m := e.Must("GET", next, nil, 200).JSON(t)
 			for _, it := range m["value"].([]any) {
 				r := it.(map[string]any)
 				if r["type"] != UserAssignedType || props(r)["principalId"] == "" {
@@ -191,20 +191,20 @@ func TestList(t *testing.T) {
 		})
 	}
 	t.Run("ok/first-page-size", func(t *testing.T) {
-		m := e.must("GET", sprintf(subList, sub1)+"&$top=2", nil, 200).json(t)
+		m := e.Must("GET", sprintf(subList, sub1)+"&$top=2", nil, 200).JSON(t)
 		if len(m["value"].([]any)) != 2 || !strings.HasPrefix(m["nextLink"].(string), base+"/subscriptions/") {
 			t.Fatalf("page: %v", m)
 		}
 	})
 	t.Run("ok/generic-resource-list", func(t *testing.T) {
-		m := e.must("GET", rgPath(sub1, "rg2")+"/resources"+rgV, nil, 200).json(t)
+		m := e.Must("GET", rgPath(sub1, "rg2")+"/resources"+rgV, nil, 200).JSON(t)
 		vs := m["value"].([]any)
 		if len(vs) != 1 || vs[0].(map[string]any)["type"] != UserAssignedType || vs[0].(map[string]any)["name"] != "id-d" {
 			t.Fatalf("generic list: %v", m)
 		}
 	})
 	t.Run("fail/bad-top", func(t *testing.T) {
-		if r := e.do("GET", sprintf(subList, sub1)+"&$top=0", nil); r.Code != 400 {
+		if r := e.Do("GET", sprintf(subList, sub1)+"&$top=0", nil); r.Code != 400 {
 			t.Fatalf("%d %s", r.Code, r.Body.String())
 		}
 	})
@@ -219,34 +219,34 @@ func TestDelete(t *testing.T) {
 	pid := props(m)["principalId"].(string)
 	e.assign(pid, authz.RoleReader, rgPath(sub1, "rg1"))
 	e.assign(pid, authz.RoleKeyVaultSecretsUser, rgPath(sub1, "rg2"))
-	tok, _, err := e.ids.IssueToken(e.ctx, pid, vaultAud)
+	tok, _, err := e.ids.IssueToken(e.Ctx, pid, vaultAud)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := e.ids.Verify(e.ctx, tok); err != nil || p.ObjectID != pid {
+	if p, err := e.ids.Verify(e.Ctx, tok); err != nil || p.ObjectID != pid {
 		t.Fatalf("token before delete: %v %v", p, err)
 	}
 	// A workload secret outlives nothing: deleting revokes it.
-	ws := e.must("POST", id+"/issueWorkloadSecret"+v, nil, 200).json(t)
+	ws := e.Must("POST", id+"/issueWorkloadSecret"+v, nil, 200).JSON(t)
 
-	e.must("DELETE", id+v, nil, 200)
+	e.Must("DELETE", id+v, nil, 200)
 
-	if as, err := e.engine.ListAssignments(e.ctx, authz.AssignmentFilter{PrincipalID: pid}); err != nil || len(as) != 0 {
+	if as, err := e.engine.ListAssignments(e.Ctx, authz.AssignmentFilter{PrincipalID: pid}); err != nil || len(as) != 0 {
 		t.Fatalf("assignments after delete: %v %v", as, err)
 	}
-	if _, err := e.ids.Verify(e.ctx, tok); err == nil {
+	if _, err := e.ids.Verify(e.Ctx, tok); err == nil {
 		t.Fatal("token of a deleted identity still verifies")
 	}
-	if _, err := e.ids.GetUserAssigned(e.ctx, id); !isStatus(err, 404) {
+	if _, err := e.ids.GetUserAssigned(e.Ctx, id); !isStatus(err, 404) {
 		t.Fatalf("identity principal after delete: %v", err)
 	}
 	if code, _ := e.msiToken(ws["identityHeader"].(string), "client_id", ws["clientId"].(string)); code != 401 {
 		t.Fatalf("workload secret after delete: %d", code)
 	}
-	if r := e.do("GET", id+v, nil); r.Code != 404 || r.errCode(t) != "ResourceNotFound" {
+	if r := e.Do("GET", id+v, nil); r.Code != 404 || r.ErrCode(t) != "ResourceNotFound" {
 		t.Fatalf("GET after delete: %d %s", r.Code, r.Body.String())
 	}
-	e.must("DELETE", id+v, nil, 204)
+	e.Must("DELETE", id+v, nil, 204)
 
 	again := e.create(sub1, "rg1", "doomed")
 	if props(again)["principalId"] == pid {
@@ -260,18 +260,18 @@ func TestResourceGroupDelete(t *testing.T) {
 	keep := e.create(sub1, "rg1", "kept")
 	pid := props(m)["principalId"].(string)
 	e.assign(pid, authz.RoleReader, "/subscriptions/"+sub1)
-	e.must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
-	if _, err := e.ids.GetUserAssigned(e.ctx, uaiPath(sub1, "rg2", "in-group")); !isStatus(err, 404) {
+	e.Must("DELETE", rgPath(sub1, "rg2")+rgV, nil, 202)
+	if _, err := e.ids.GetUserAssigned(e.Ctx, uaiPath(sub1, "rg2", "in-group")); !isStatus(err, 404) {
 		t.Fatalf("identity after group delete: %v", err)
 	}
-	if as, _ := e.engine.ListAssignments(e.ctx, authz.AssignmentFilter{PrincipalID: pid}); len(as) != 0 {
+	if as, _ := e.engine.ListAssignments(e.Ctx, authz.AssignmentFilter{PrincipalID: pid}); len(as) != 0 {
 		t.Fatalf("assignments after group delete: %v", as)
 	}
-	if got := e.must("GET", uaiPath(sub1, "rg1", "kept")+v, nil, 200).json(t); props(got)["principalId"] != props(keep)["principalId"] {
+	if got := e.Must("GET", uaiPath(sub1, "rg1", "kept")+v, nil, 200).JSON(t); props(got)["principalId"] != props(keep)["principalId"] {
 		t.Fatalf("identity in another group changed: %v", got)
 	}
-	e.must("PUT", rgPath(sub1, "rg2")+rgV, map[string]any{"location": "westeurope"}, 201)
-	if r := e.do("GET", uaiPath(sub1, "rg2", "in-group")+v, nil); r.Code != 404 {
+	e.Must("PUT", rgPath(sub1, "rg2")+rgV, map[string]any{"location": "westeurope"}, 201)
+	if r := e.Do("GET", uaiPath(sub1, "rg2", "in-group")+v, nil); r.Code != 404 {
 		t.Fatalf("identity survived its group: %d", r.Code)
 	}
 }
@@ -279,12 +279,12 @@ func TestResourceGroupDelete(t *testing.T) {
 func TestSystemAssignedExtension(t *testing.T) {
 	e := newEnv(t, arm.Options{})
 	vaultID := rgPath(sub1, "rg1") + "/providers/Microsoft.KeyVault/vaults/kv1"
-	mi, err := e.ids.EnsureSystemAssigned(e.ctx, e.tenant, vaultID)
+	mi, err := e.ids.EnsureSystemAssigned(e.Ctx, e.tenant, vaultID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ext := "/providers/Microsoft.ManagedIdentity/identities/default"
-	got := e.must("GET", vaultID+ext+v, nil, 200).json(t)
+	got := e.Must("GET", vaultID+ext+v, nil, 200).JSON(t)
 	if got["id"] != vaultID+ext || got["name"] != "default" || got["type"] != "Microsoft.ManagedIdentity/identities" {
 		t.Fatalf("envelope: %v", got)
 	}
@@ -305,7 +305,7 @@ func TestSystemAssignedExtension(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do(c.method, c.path, map[string]any{})
+			r := e.Do(c.method, c.path, map[string]any{})
 			if r.Code != c.status {
 				t.Fatalf("%d %s", r.Code, r.Body.String())
 			}
@@ -327,16 +327,16 @@ func TestQuota(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do("PUT", uaiPath(c.sub, c.rg, c.id)+v, map[string]any{"location": "westeurope"})
+			r := e.Do("PUT", uaiPath(c.sub, c.rg, c.id)+v, map[string]any{"location": "westeurope"})
 			if r.Code != c.status {
 				t.Fatalf("%d %s", r.Code, r.Body.String())
 			}
-			if c.status == 409 && r.errCode(t) != "QuotaExceeded" {
+			if c.status == 409 && r.ErrCode(t) != "QuotaExceeded" {
 				t.Fatal(r.Body.String())
 			}
 		})
 	}
-	if ms, _ := e.ids.ListUserAssigned(e.ctx, "/subscriptions/"+sub1); len(ms) != 2 {
+	if ms, _ := e.ids.ListUserAssigned(e.Ctx, "/subscriptions/"+sub1); len(ms) != 2 {
 		t.Fatalf("a refused create left a principal: %d identities", len(ms))
 	}
 }
@@ -345,10 +345,10 @@ func TestTenantFromSubscription(t *testing.T) {
 	// Without Options.Tenants the caller's tenant is used; with it (newEnv)
 	// the subscription's tenant, whatever the caller's.
 	e := newEnv(t, arm.Options{})
-	other := *e.admin
+	other := *e.Caller
 	other.TenantID = "99999999-9999-9999-9999-999999999999"
-	m := e.doAs(&other, "PUT", uaiPath(sub1, "rg1", "tenanted")+v, map[string]any{"location": "westeurope"})
-	if m.Code != 201 || props(m.json(t))["tenantId"] != e.tenant {
+	m := e.DoAs(&other, "PUT", uaiPath(sub1, "rg1", "tenanted")+v, map[string]any{"location": "westeurope"})
+	if m.Code != 201 || props(m.JSON(t))["tenantId"] != e.tenant {
 		t.Fatalf("%d %s", m.Code, m.Body.String())
 	}
 }

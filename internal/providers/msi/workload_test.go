@@ -20,11 +20,11 @@ func TestWorkloadSecret(t *testing.T) {
 	u2 := e.create(sub1, "rg1", "workload-2")
 	id1 := uaiPath(sub1, "rg1", "workload-1")
 
-	r := e.must("POST", id1+"/issueWorkloadSecret"+vNew, nil, 200)
+	r := e.Must("POST", id1+"/issueWorkloadSecret"+vNew, nil, 200)
 	if r.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("Cache-Control: %q", r.Header().Get("Cache-Control"))
 	}
-	ws := r.json(t)
+	ws := r.JSON(t)
 	secret, _ := ws["identityHeader"].(string)
 	if ws["identityEndpoint"] != miEndpoint || len(secret) < 32 || ws["clientId"] != props(u1)["clientId"] ||
 		ws["principalId"] != props(u1)["principalId"] {
@@ -56,7 +56,7 @@ func TestWorkloadSecret(t *testing.T) {
 			if body["client_id"] != props(u1)["clientId"] || body["resource"] != vaultAud || body["token_type"] != "Bearer" {
 				t.Fatalf("token response: client_id=%v resource=%v", body["client_id"], body["resource"])
 			}
-			p, err := e.ids.Verify(e.ctx, body["access_token"].(string))
+			p, err := e.ids.Verify(e.Ctx, body["access_token"].(string))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestWorkloadSecret(t *testing.T) {
 	}
 
 	t.Run("ok/second-identity-own-secret", func(t *testing.T) {
-		ws2 := e.must("POST", u2["id"].(string)+"/issueWorkloadSecret"+v, nil, 200).json(t)
+		ws2 := e.Must("POST", u2["id"].(string)+"/issueWorkloadSecret"+v, nil, 200).JSON(t)
 		if code, _ := e.msiToken(ws2["identityHeader"].(string), "client_id", props(u2)["clientId"].(string)); code != 200 {
 			t.Fatalf("u2 with its own secret: %d", code)
 		}
@@ -77,7 +77,7 @@ func TestWorkloadSecret(t *testing.T) {
 		}
 	})
 	t.Run("ok/reissue-replaces", func(t *testing.T) {
-		fresh := e.must("POST", id1+"/issueWorkloadSecret"+v, nil, 200).json(t)["identityHeader"].(string)
+		fresh := e.Must("POST", id1+"/issueWorkloadSecret"+v, nil, 200).JSON(t)["identityHeader"].(string)
 		if fresh == secret {
 			t.Fatal("reissue returned the same secret")
 		}
@@ -90,19 +90,19 @@ func TestWorkloadSecret(t *testing.T) {
 		secret = fresh
 	})
 	t.Run("ok/revoke", func(t *testing.T) {
-		e.must("POST", id1+"/revokeWorkloadSecret"+v, nil, 204)
+		e.Must("POST", id1+"/revokeWorkloadSecret"+v, nil, 204)
 		if code, _ := e.msiToken(secret, "client_id", props(u1)["clientId"].(string)); code != 401 {
 			t.Fatalf("revoked secret still works: %d", code)
 		}
-		e.must("POST", id1+"/revokeWorkloadSecret"+v, nil, 204) // idempotent
-		if blk, err := e.ids.GetResourceIdentity(e.ctx, id1); err != nil || blk.Type != "None" {
+		e.Must("POST", id1+"/revokeWorkloadSecret"+v, nil, 204) // idempotent
+		if blk, err := e.ids.GetResourceIdentity(e.Ctx, id1); err != nil || blk.Type != "None" {
 			t.Fatalf("self-attachment left after revoke: %+v %v", blk, err)
 		}
 	})
 	t.Run("fail/missing-identity", func(t *testing.T) {
 		for _, act := range []string{"issueWorkloadSecret", "revokeWorkloadSecret"} {
-			r := e.do("POST", uaiPath(sub1, "rg1", "nope")+"/"+act+v, nil)
-			if r.Code != 404 || r.errCode(t) != "ResourceNotFound" {
+			r := e.Do("POST", uaiPath(sub1, "rg1", "nope")+"/"+act+v, nil)
+			if r.Code != 404 || r.ErrCode(t) != "ResourceNotFound" {
 				t.Fatalf("%s: %d %s", act, r.Code, r.Body.String())
 			}
 		}
@@ -116,7 +116,7 @@ func TestWorkloadSecretAuthorization(t *testing.T) {
 	issueAction := "Microsoft.ManagedIdentity/userAssignedIdentities/issueWorkloadSecret/action"
 	customRole := func(name string, actions ...string) string {
 		t.Helper()
-		d, _, err := e.engine.PutRoleDefinition(e.ctx, authz.RoleDefinition{ID: uuid.NewString(), RoleName: name,
+		d, _, err := e.engine.PutRoleDefinition(e.Ctx, authz.RoleDefinition{ID: uuid.NewString(), RoleName: name,
 			Permissions:      []authz.Permission{{Actions: actions}},
 			AssignableScopes: []string{"/subscriptions/" + sub1}}, "test")
 		if err != nil {
@@ -150,17 +150,17 @@ func TestWorkloadSecretAuthorization(t *testing.T) {
 			if c.role != "" {
 				e.assign(p.ObjectID, c.role, c.scope)
 			}
-			r := e.doAs(p, "POST", id+"/issueWorkloadSecret"+v, nil)
+			r := e.DoAs(p, "POST", id+"/issueWorkloadSecret"+v, nil)
 			if r.Code != c.status {
 				t.Fatalf("status %d: %s", r.Code, r.Body.String())
 			}
 			if c.status == 200 {
-				if r.json(t)["identityHeader"] == "" {
+				if r.JSON(t)["identityHeader"] == "" {
 					t.Fatal("no secret")
 				}
 				return
 			}
-			if r.errCode(t) != "AuthorizationFailed" || !strings.Contains(r.errMessage(t), "'"+c.action+"'") {
+			if r.ErrCode(t) != "AuthorizationFailed" || !strings.Contains(r.ErrMessage(t), "'"+c.action+"'") {
 				t.Fatalf("refusal: %s", r.Body.String())
 			}
 			if strings.Contains(r.Body.String(), "identityHeader") {
@@ -171,18 +171,18 @@ func TestWorkloadSecretAuthorization(t *testing.T) {
 	t.Run("fail/reader-cannot-revoke", func(t *testing.T) {
 		p := e.user()
 		e.assign(p.ObjectID, authz.RoleReader, rgPath(sub1, "rg1"))
-		r := e.doAs(p, "POST", id+"/revokeWorkloadSecret"+v, nil)
-		if r.Code != 403 || r.errCode(t) != "AuthorizationFailed" {
+		r := e.DoAs(p, "POST", id+"/revokeWorkloadSecret"+v, nil)
+		if r.Code != 403 || r.ErrCode(t) != "AuthorizationFailed" {
 			t.Fatalf("%d %s", r.Code, r.Body.String())
 		}
 	})
 	t.Run("ok/reader-can-read", func(t *testing.T) {
 		p := e.user()
 		e.assign(p.ObjectID, authz.RoleReader, rgPath(sub1, "rg1"))
-		if r := e.doAs(p, "GET", id+v, nil); r.Code != 200 {
+		if r := e.DoAs(p, "GET", id+v, nil); r.Code != 200 {
 			t.Fatalf("%d %s", r.Code, r.Body.String())
 		}
-		if r := e.doAs(p, "DELETE", id+v, nil); r.Code != 403 {
+		if r := e.DoAs(p, "DELETE", id+v, nil); r.Code != 403 {
 			t.Fatalf("reader deleted: %d", r.Code)
 		}
 	})
@@ -191,11 +191,11 @@ func TestWorkloadSecretAuthorization(t *testing.T) {
 func TestIssueWorkloadSecretFor(t *testing.T) {
 	e := newEnv(t, arm.Options{})
 	vaultID := rgPath(sub1, "rg1") + "/providers/Microsoft.KeyVault/vaults/kv1"
-	mi, err := e.ids.EnsureSystemAssigned(e.ctx, e.tenant, vaultID)
+	mi, err := e.ids.EnsureSystemAssigned(e.Ctx, e.tenant, vaultID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := e.p.IssueWorkloadSecretFor(e.ctx, vaultID)
+	ws, err := e.p.IssueWorkloadSecretFor(e.Ctx, vaultID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,14 +230,14 @@ func TestIssueWorkloadSecretFor(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := e.p.IssueWorkloadSecretFor(e.ctx, c.id)
+			_, err := e.p.IssueWorkloadSecretFor(e.Ctx, c.id)
 			if !isStatus(err, c.status) {
 				t.Fatalf("want %d, got %v", c.status, err)
 			}
 		})
 	}
 	t.Run("ok/revoke", func(t *testing.T) {
-		if err := e.p.RevokeWorkloadSecretFor(e.ctx, vaultID); err != nil {
+		if err := e.p.RevokeWorkloadSecretFor(e.Ctx, vaultID); err != nil {
 			t.Fatal(err)
 		}
 		if code, _ := e.msiToken(ws.IdentityHeader, "", ""); code != 401 {
