@@ -29,7 +29,7 @@ func TestRoleAssignmentLifecycle(t *testing.T) {
 			body := raBody(authz.RoleKeyVaultSecretsUser, pidA)
 			body["properties"].(map[string]any)["description"] = "reads secrets"
 
-			created := e.must(uaaOrOwner(tc.scope), "PUT", path, body, http.StatusCreated).json(t)
+			created := e.MustAs(uaaOrOwner(tc.scope), "PUT", path, body, http.StatusCreated).JSON(t)
 			wantID := under(tc.scope, authzProviders+"/roleAssignments/"+name)
 			props := created["properties"].(map[string]any)
 			if created["id"] != wantID || created["name"] != name || created["type"] != authz.TypeRoleAssignments {
@@ -48,16 +48,16 @@ func TestRoleAssignmentLifecycle(t *testing.T) {
 			}
 
 			// PUT again with the same content: an update, 200.
-			e.must(uaaOrOwner(tc.scope), "PUT", path, body, http.StatusOK)
+			e.MustAs(uaaOrOwner(tc.scope), "PUT", path, body, http.StatusOK)
 			// GET by scope and name, and by the full ID as the path (GetByID).
-			got := e.must(readerOrOwner(tc.scope), "GET", path, nil, http.StatusOK).json(t)
+			got := e.MustAs(readerOrOwner(tc.scope), "GET", path, nil, http.StatusOK).JSON(t)
 			if got["id"] != wantID {
 				t.Fatalf("GET id = %v", got["id"])
 			}
-			e.must(readerOrOwner(tc.scope), "GET", created["id"].(string)+raV, nil, http.StatusOK)
+			e.MustAs(readerOrOwner(tc.scope), "GET", created["id"].(string)+raV, nil, http.StatusOK)
 			// Listed at its scope with atScope().
-			list := e.must(readerOrOwner(tc.scope), "GET", under(tc.scope, authzProviders+"/roleAssignments")+raV+"&$filter="+url.QueryEscape("atScope()"), nil, http.StatusOK)
-			if !contains(names(list.values(t)), name) {
+			list := e.MustAs(readerOrOwner(tc.scope), "GET", under(tc.scope, authzProviders+"/roleAssignments")+raV+"&$filter="+url.QueryEscape("atScope()"), nil, http.StatusOK)
+			if !contains(names(list.Values(t)), name) {
 				t.Fatalf("atScope list misses %s: %s", name, list.Body.String())
 			}
 			// The assignment works: the engine grants the data action there.
@@ -67,13 +67,13 @@ func TestRoleAssignmentLifecycle(t *testing.T) {
 				t.Fatalf("Decide after assignment = %v, %v", d, err)
 			}
 
-			del := e.must(uaaOrOwner(tc.scope), "DELETE", path, nil, http.StatusOK).json(t)
+			del := e.MustAs(uaaOrOwner(tc.scope), "DELETE", path, nil, http.StatusOK).JSON(t)
 			if del["name"] != name {
 				t.Fatalf("DELETE body = %v", del)
 			}
-			e.wantErr(e.do(ownerP, "GET", path, nil), http.StatusNotFound, "RoleAssignmentNotFound")
+			e.wantErr(e.DoAs(ownerP, "GET", path, nil), http.StatusNotFound, "RoleAssignmentNotFound")
 			// Idempotent: a second DELETE is 204 with no body.
-			r := e.must(uaaOrOwner(tc.scope), "DELETE", path, nil, http.StatusNoContent)
+			r := e.MustAs(uaaOrOwner(tc.scope), "DELETE", path, nil, http.StatusNoContent)
 			if r.Body.Len() != 0 {
 				t.Fatalf("204 with body %q", r.Body.String())
 			}
@@ -101,7 +101,7 @@ func TestRoleAssignmentErrors(t *testing.T) {
 	e := newEnv(t)
 	rg := rgPath(sub1, "rg1")
 	dup := newGUID(t)
-	e.must(uaaP, "PUT", rg+authzProviders+"/roleAssignments/"+dup+raV, raBody(authz.RoleReader, pidB), http.StatusCreated)
+	e.MustAs(uaaP, "PUT", rg+authzProviders+"/roleAssignments/"+dup+raV, raBody(authz.RoleReader, pidB), http.StatusCreated)
 
 	cases := []struct {
 		name   string
@@ -161,22 +161,22 @@ func TestRoleAssignmentErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e.wantErr(e.do(tc.caller, tc.method, tc.path, tc.body), tc.status, tc.code)
+			e.wantErr(e.DoAs(tc.caller, tc.method, tc.path, tc.body), tc.status, tc.code)
 		})
 	}
 	t.Run("ok/authorization-failed-names-the-action", func(t *testing.T) {
-		r := e.do(contributorP, "PUT", rg+authzProviders+"/roleAssignments/"+newGUID(t)+raV, raBody(authz.RoleReader, pidA))
-		if !strings.Contains(r.errMessage(t), "'"+authz.ActionRoleAssignmentWrite+"'") {
-			t.Fatalf("message = %q", r.errMessage(t))
+		r := e.DoAs(contributorP, "PUT", rg+authzProviders+"/roleAssignments/"+newGUID(t)+raV, raBody(authz.RoleReader, pidA))
+		if !strings.Contains(r.ErrMessage(t), "'"+authz.ActionRoleAssignmentWrite+"'") {
+			t.Fatalf("message = %q", r.ErrMessage(t))
 		}
-		r = e.do(contributorP, "DELETE", rg+authzProviders+"/roleAssignments/"+dup+raV, nil)
-		if !strings.Contains(r.errMessage(t), "'"+authz.ActionRoleAssignmentDelete+"'") {
-			t.Fatalf("message = %q", r.errMessage(t))
+		r = e.DoAs(contributorP, "DELETE", rg+authzProviders+"/roleAssignments/"+dup+raV, nil)
+		if !strings.Contains(r.ErrMessage(t), "'"+authz.ActionRoleAssignmentDelete+"'") {
+			t.Fatalf("message = %q", r.ErrMessage(t))
 		}
 	})
 	t.Run("ok/wrong-scope-delete-leaves-it", func(t *testing.T) {
-		e.must(ownerP, "DELETE", rgPath(sub1, "rg2")+authzProviders+"/roleAssignments/"+dup+raV, nil, http.StatusNoContent)
-		e.must(ownerP, "GET", rg+authzProviders+"/roleAssignments/"+dup+raV, nil, http.StatusOK)
+		e.MustAs(ownerP, "DELETE", rgPath(sub1, "rg2")+authzProviders+"/roleAssignments/"+dup+raV, nil, http.StatusNoContent)
+		e.MustAs(ownerP, "GET", rg+authzProviders+"/roleAssignments/"+dup+raV, nil, http.StatusOK)
 	})
 }
 
@@ -187,7 +187,7 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 	kva := vaultPath(sub1, "rg1", "kva")
 	put := func(scope, pid, role string) string {
 		n := newGUID(t)
-		e.must(uaaP, "PUT", scope+authzProviders+"/roleAssignments/"+n+raV, raBody(role, pid), http.StatusCreated)
+		e.MustAs(uaaP, "PUT", scope+authzProviders+"/roleAssignments/"+n+raV, raBody(role, pid), http.StatusCreated)
 		return n
 	}
 	atSub := put(sub, pidA, authz.RoleReader)
@@ -201,7 +201,7 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 		if filter != "" {
 			path += "&$filter=" + url.QueryEscape(filter)
 		}
-		return names(e.must(ownerP, "GET", path, nil, http.StatusOK).values(t))
+		return names(e.MustAs(ownerP, "GET", path, nil, http.StatusOK).Values(t))
 	}
 	cases := []struct {
 		name, scope, filter string
@@ -233,10 +233,10 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 	}
 	for _, f := range []string{"roleName eq 'x'", "principalId eq 'not-a-guid'", "atScope(", "principalId eq " + pidA} {
 		t.Run("fail/filter-"+f, func(t *testing.T) {
-			r := e.do(ownerP, "GET", rg+authzProviders+"/roleAssignments"+raV+"&$filter="+url.QueryEscape(f), nil)
+			r := e.DoAs(ownerP, "GET", rg+authzProviders+"/roleAssignments"+raV+"&$filter="+url.QueryEscape(f), nil)
 			e.wantErr(r, http.StatusBadRequest, "UnsupportedQuery")
-			if !strings.Contains(r.errMessage(t), "Supported filters are either 'atScope()'") {
-				t.Fatalf("message = %q", r.errMessage(t))
+			if !strings.Contains(r.ErrMessage(t), "Supported filters are either 'atScope()'") {
+				t.Fatalf("message = %q", r.ErrMessage(t))
 			}
 		})
 	}
@@ -247,8 +247,8 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 			if pages > 20 {
 				t.Fatal("too many pages")
 			}
-			r := e.must(ownerP, "GET", next, nil, http.StatusOK)
-			items := r.values(t)
+			r := e.MustAs(ownerP, "GET", next, nil, http.StatusOK)
+			items := r.Values(t)
 			if len(items) > 2 {
 				t.Fatalf("page of %d", len(items))
 			}
@@ -258,7 +258,7 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 				}
 				seen[n] = true
 			}
-			next, _ = r.json(t)["nextLink"].(string)
+			next, _ = r.JSON(t)["nextLink"].(string)
 		}
 		for _, n := range []string{atSub, atRG, atVault, atOtherRG} {
 			if !seen[n] {
@@ -267,9 +267,9 @@ func TestRoleAssignmentListFilters(t *testing.T) {
 		}
 	})
 	t.Run("ok/reader-lists", func(t *testing.T) {
-		e.must(readerP, "GET", sub+authzProviders+"/roleAssignments"+raV, nil, http.StatusOK)
+		e.MustAs(readerP, "GET", sub+authzProviders+"/roleAssignments"+raV, nil, http.StatusOK)
 	})
 	t.Run("fail/stranger-lists", func(t *testing.T) {
-		e.wantErr(e.do(strangerP, "GET", sub+authzProviders+"/roleAssignments"+raV, nil), http.StatusForbidden, "AuthorizationFailed")
+		e.wantErr(e.DoAs(strangerP, "GET", sub+authzProviders+"/roleAssignments"+raV, nil), http.StatusForbidden, "AuthorizationFailed")
 	})
 }

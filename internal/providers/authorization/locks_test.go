@@ -78,11 +78,11 @@ func TestLockGuard(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.must(uaaP, "PUT", raOnA, raBody(authz.RoleReader, pidA), http.StatusCreated)
-			e.must(ownerP, "PUT", lockPath(tc.scope, "guard"), lockBody(tc.level), http.StatusCreated)
+			e.MustAs(uaaP, "PUT", raOnA, raBody(authz.RoleReader, pidA), http.StatusCreated)
+			e.MustAs(ownerP, "PUT", lockPath(tc.scope, "guard"), lockBody(tc.level), http.StatusCreated)
 			var firstLocked *step
 			for i, s := range tc.steps {
-				r := e.do(ownerP, s.method, s.path, s.body)
+				r := e.DoAs(ownerP, s.method, s.path, s.body)
 				if !s.locked {
 					if r.Code < 200 || r.Code > 299 {
 						t.Fatalf("%s: %d, want success: %s", s.name, r.Code, r.Body.String())
@@ -96,14 +96,14 @@ func TestLockGuard(t *testing.T) {
 				target := strings.SplitN(s.path, "?", 2)[0]
 				want := "The scope '" + target + "' cannot perform " + s.op + " operation because following scope(s) are locked: '" +
 					tc.scope + "'. Please remove the lock and try again."
-				if msg := r.errMessage(t); msg != want {
+				if msg := r.ErrMessage(t); msg != want {
 					t.Fatalf("%s message\n got %q\nwant %q", s.name, msg, want)
 				}
 			}
 			// Removing the lock (Owner) lifts the refusal.
-			e.must(ownerP, "DELETE", lockPath(tc.scope, "guard"), nil, http.StatusOK)
+			e.MustAs(ownerP, "DELETE", lockPath(tc.scope, "guard"), nil, http.StatusOK)
 			if firstLocked != nil {
-				if r := e.do(ownerP, firstLocked.method, firstLocked.path, firstLocked.body); r.Code < 200 || r.Code > 299 {
+				if r := e.DoAs(ownerP, firstLocked.method, firstLocked.path, firstLocked.body); r.Code < 200 || r.Code > 299 {
 					t.Fatalf("%s after unlock: %d %s", firstLocked.name, r.Code, r.Body.String())
 				}
 			}
@@ -116,35 +116,35 @@ func TestLockGuardDetails(t *testing.T) {
 	sub := "/subscriptions/" + sub1
 	rg1 := rgPath(sub1, "rg1")
 	kva := vaultPath(sub1, "rg1", "kva")
-	e.must(ownerP, "PUT", lockPath(rg1, "ro"), lockBody(LockReadOnly), http.StatusCreated)
-	e.must(ownerP, "PUT", lockPath(sub, "nd"), lockBody(LockCanNotDelete), http.StatusCreated)
+	e.MustAs(ownerP, "PUT", lockPath(rg1, "ro"), lockBody(LockReadOnly), http.StatusCreated)
+	e.MustAs(ownerP, "PUT", lockPath(sub, "nd"), lockBody(LockCanNotDelete), http.StatusCreated)
 
 	t.Run("ok/lock-writes-exempt-under-readonly", func(t *testing.T) {
-		e.must(ownerP, "PUT", lockPath(kva, "second"), lockBody(LockCanNotDelete), http.StatusCreated)
-		e.must(ownerP, "PUT", lockPath(kva, "second"), lockBody(LockReadOnly), http.StatusOK)
-		e.must(ownerP, "DELETE", lockPath(kva, "second"), nil, http.StatusOK)
+		e.MustAs(ownerP, "PUT", lockPath(kva, "second"), lockBody(LockCanNotDelete), http.StatusCreated)
+		e.MustAs(ownerP, "PUT", lockPath(kva, "second"), lockBody(LockReadOnly), http.StatusOK)
+		e.MustAs(ownerP, "DELETE", lockPath(kva, "second"), nil, http.StatusOK)
 	})
 	t.Run("ok/error-shape-lists-every-locking-scope", func(t *testing.T) {
-		r := e.do(ownerP, "DELETE", kva+kvV, nil)
+		r := e.DoAs(ownerP, "DELETE", kva+kvV, nil)
 		e.wantErr(r, http.StatusConflict, "ScopeLocked")
 		want := "The scope '" + kva + "' cannot perform delete operation because following scope(s) are locked: '" +
 			rg1 + "','" + sub + "'. Please remove the lock and try again."
-		if msg := r.errMessage(t); msg != want {
+		if msg := r.ErrMessage(t); msg != want {
 			t.Fatalf("message\n got %q\nwant %q", msg, want)
 		}
-		if len(r.json(t)) != 1 {
+		if len(r.JSON(t)) != 1 {
 			t.Fatalf("body has more than error: %s", r.Body.String())
 		}
 	})
 	t.Run("ok/subscription-post-is-a-query", func(t *testing.T) {
-		e.must(ownerP, "PUT", lockPath(sub, "ro-sub"), lockBody(LockReadOnly), http.StatusCreated)
-		defer e.must(ownerP, "DELETE", lockPath(sub, "ro-sub"), nil, http.StatusOK)
-		e.must(ownerP, "POST", sub+"/providers/Microsoft.KeyVault/checkNameAvailability"+kvV,
+		e.MustAs(ownerP, "PUT", lockPath(sub, "ro-sub"), lockBody(LockReadOnly), http.StatusCreated)
+		defer e.MustAs(ownerP, "DELETE", lockPath(sub, "ro-sub"), nil, http.StatusOK)
+		e.MustAs(ownerP, "POST", sub+"/providers/Microsoft.KeyVault/checkNameAvailability"+kvV,
 			map[string]any{"name": "freshname", "type": "Microsoft.KeyVault/vaults"}, http.StatusOK)
 	})
 	t.Run("ok/reads-pass", func(t *testing.T) {
-		e.must(readerP, "GET", kva+kvV, nil, http.StatusOK)
-		e.must(readerP, "GET", rg1+rgV, nil, http.StatusOK)
+		e.MustAs(readerP, "GET", kva+kvV, nil, http.StatusOK)
+		e.MustAs(readerP, "GET", rg1+rgV, nil, http.StatusOK)
 	})
 	t.Run("ok/direct-call", func(t *testing.T) {
 		id, err := arm.ParseResourceID(kva)
@@ -179,32 +179,32 @@ func TestLockPermissions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			r := e.do(tc.caller, "PUT", lockPath(rg1, "mine"), lockBody(LockCanNotDelete))
+			r := e.DoAs(tc.caller, "PUT", lockPath(rg1, "mine"), lockBody(LockCanNotDelete))
 			if r.Code != tc.create {
 				t.Fatalf("create = %d, want %d: %s", r.Code, tc.create, r.Body.String())
 			}
-			if r.Code == http.StatusForbidden && !strings.Contains(r.errMessage(t), "'Microsoft.Authorization/locks/write'") {
-				t.Fatalf("create refusal names %q", r.errMessage(t))
+			if r.Code == http.StatusForbidden && !strings.Contains(r.ErrMessage(t), "'Microsoft.Authorization/locks/write'") {
+				t.Fatalf("create refusal names %q", r.ErrMessage(t))
 			}
 			// The lock to remove is the Owner's when the caller could not create one.
 			ownerWant := http.StatusCreated
 			if r.Code == http.StatusCreated {
 				ownerWant = http.StatusOK
 			}
-			e.must(ownerP, "PUT", lockPath(rg1, "mine"), lockBody(LockCanNotDelete), ownerWant)
-			r = e.do(tc.caller, "DELETE", lockPath(rg1, "mine"), nil)
+			e.MustAs(ownerP, "PUT", lockPath(rg1, "mine"), lockBody(LockCanNotDelete), ownerWant)
+			r = e.DoAs(tc.caller, "DELETE", lockPath(rg1, "mine"), nil)
 			if r.Code != tc.delete {
 				t.Fatalf("delete = %d, want %d: %s", r.Code, tc.delete, r.Body.String())
 			}
 			if r.Code == http.StatusForbidden {
-				if !strings.Contains(r.errMessage(t), "'Microsoft.Authorization/locks/delete'") {
-					t.Fatalf("delete refusal names %q", r.errMessage(t))
+				if !strings.Contains(r.ErrMessage(t), "'Microsoft.Authorization/locks/delete'") {
+					t.Fatalf("delete refusal names %q", r.ErrMessage(t))
 				}
-				e.must(ownerP, "GET", lockPath(rg1, "mine"), nil, http.StatusOK)
+				e.MustAs(ownerP, "GET", lockPath(rg1, "mine"), nil, http.StatusOK)
 			}
 			// Reading locks needs only */read.
 			if tc.caller != strangerP {
-				e.must(tc.caller, "GET", rg1+authzProviders+"/locks"+lockV, nil, http.StatusOK)
+				e.MustAs(tc.caller, "GET", rg1+authzProviders+"/locks"+lockV, nil, http.StatusOK)
 			}
 		})
 	}
@@ -216,7 +216,7 @@ func TestLockAPI(t *testing.T) {
 	rg1 := rgPath(sub1, "rg1")
 	kva := vaultPath(sub1, "rg1", "kva")
 
-	created := e.must(uaaP, "PUT", lockPath(rg1, "keep-rg"), lockBody(LockCanNotDelete), http.StatusCreated).json(t)
+	created := e.MustAs(uaaP, "PUT", lockPath(rg1, "keep-rg"), lockBody(LockCanNotDelete), http.StatusCreated).JSON(t)
 	props := created["properties"].(map[string]any)
 	sd, _ := created["systemData"].(map[string]any)
 	if created["id"] != rg1+authzProviders+"/locks/keep-rg" || created["name"] != "keep-rg" ||
@@ -224,17 +224,17 @@ func TestLockAPI(t *testing.T) {
 		sd == nil || sd["createdBy"] != uaaP.UPN {
 		t.Fatalf("created = %v", created)
 	}
-	updated := e.must(uaaP, "PUT", lockPath(rg1, "KEEP-RG"), map[string]any{"properties": map[string]any{
-		"level": "readonly", "owners": []any{map[string]any{"applicationId": "app-1"}}}}, http.StatusOK).json(t)
+	updated := e.MustAs(uaaP, "PUT", lockPath(rg1, "KEEP-RG"), map[string]any{"properties": map[string]any{
+		"level": "readonly", "owners": []any{map[string]any{"applicationId": "app-1"}}}}, http.StatusOK).JSON(t)
 	if up := updated["properties"].(map[string]any); up["level"] != LockReadOnly || updated["name"] != "keep-rg" || up["owners"] == nil {
 		t.Fatalf("updated = %v", updated)
 	}
-	e.must(uaaP, "PUT", lockPath(rg1, "keep-rg"), lockBody(LockCanNotDelete), http.StatusOK)
-	e.must(uaaP, "PUT", lockPath(sub, "keep-sub"), lockBody(LockCanNotDelete), http.StatusCreated)
-	e.must(uaaP, "PUT", lockPath(kva, "keep-kva"), lockBody(LockCanNotDelete), http.StatusCreated)
-	e.must(ownerP, "PUT", lockPath(rgPath(sub2, "rg1"), "keep-other"), lockBody(LockCanNotDelete), http.StatusCreated)
+	e.MustAs(uaaP, "PUT", lockPath(rg1, "keep-rg"), lockBody(LockCanNotDelete), http.StatusOK)
+	e.MustAs(uaaP, "PUT", lockPath(sub, "keep-sub"), lockBody(LockCanNotDelete), http.StatusCreated)
+	e.MustAs(uaaP, "PUT", lockPath(kva, "keep-kva"), lockBody(LockCanNotDelete), http.StatusCreated)
+	e.MustAs(ownerP, "PUT", lockPath(rgPath(sub2, "rg1"), "keep-other"), lockBody(LockCanNotDelete), http.StatusCreated)
 
-	got := e.must(readerP, "GET", lockPath(kva, "keep-kva"), nil, http.StatusOK).json(t)
+	got := e.MustAs(readerP, "GET", lockPath(kva, "keep-kva"), nil, http.StatusOK).JSON(t)
 	if got["id"] != kva+authzProviders+"/locks/keep-kva" {
 		t.Fatalf("GET = %v", got)
 	}
@@ -259,7 +259,7 @@ func TestLockAPI(t *testing.T) {
 	}
 	for _, tc := range lists {
 		t.Run(tc.name, func(t *testing.T) {
-			got := names(e.must(readerP, "GET", tc.path, nil, http.StatusOK).values(t))
+			got := names(e.MustAs(readerP, "GET", tc.path, nil, http.StatusOK).Values(t))
 			if len(got) != len(tc.want) {
 				t.Fatalf("names = %v, want %v", got, tc.want)
 			}
@@ -292,25 +292,25 @@ func TestLockAPI(t *testing.T) {
 		{"fail/patch", "PATCH", lockPath(rg1, "keep-rg"), lockBody(LockReadOnly), 405, "MethodNotAllowed"},
 	}
 	for _, tc := range fails {
-		t.Run(tc.name, func(t *testing.T) { e.wantErr(e.do(ownerP, tc.method, tc.path, tc.body), tc.status, tc.code) })
+		t.Run(tc.name, func(t *testing.T) { e.wantErr(e.DoAs(ownerP, tc.method, tc.path, tc.body), tc.status, tc.code) })
 	}
 
 	t.Run("ok/delete-then-204", func(t *testing.T) {
-		e.must(uaaP, "DELETE", lockPath(kva, "keep-kva"), nil, http.StatusOK)
-		e.wantErr(e.do(uaaP, "GET", lockPath(kva, "keep-kva"), nil), 404, "LockNotFound")
-		e.must(uaaP, "DELETE", lockPath(kva, "keep-kva"), nil, http.StatusNoContent)
+		e.MustAs(uaaP, "DELETE", lockPath(kva, "keep-kva"), nil, http.StatusOK)
+		e.wantErr(e.DoAs(uaaP, "GET", lockPath(kva, "keep-kva"), nil), 404, "LockNotFound")
+		e.MustAs(uaaP, "DELETE", lockPath(kva, "keep-kva"), nil, http.StatusNoContent)
 	})
 	t.Run("ok/paging", func(t *testing.T) {
 		for _, n := range []string{"p1", "p2", "p3"} {
-			e.must(ownerP, "PUT", lockPath(rgPath(sub1, "rg2"), n), lockBody(LockCanNotDelete), http.StatusCreated)
+			e.MustAs(ownerP, "PUT", lockPath(rgPath(sub1, "rg2"), n), lockBody(LockCanNotDelete), http.StatusCreated)
 		}
-		r := e.must(readerP, "GET", rgPath(sub1, "rg2")+authzProviders+"/locks"+lockV+"&$top=2", nil, http.StatusOK)
-		next, _ := r.json(t)["nextLink"].(string)
-		if len(r.values(t)) != 2 || next == "" {
+		r := e.MustAs(readerP, "GET", rgPath(sub1, "rg2")+authzProviders+"/locks"+lockV+"&$top=2", nil, http.StatusOK)
+		next, _ := r.JSON(t)["nextLink"].(string)
+		if len(r.Values(t)) != 2 || next == "" {
 			t.Fatalf("first page: %s", r.Body.String())
 		}
-		r = e.must(readerP, "GET", next, nil, http.StatusOK)
-		if got := names(r.values(t)); len(got) != 1 || got[0] != "p3" {
+		r = e.MustAs(readerP, "GET", next, nil, http.StatusOK)
+		if got := names(r.Values(t)); len(got) != 1 || got[0] != "p3" {
 			t.Fatalf("second page = %v", got)
 		}
 	})

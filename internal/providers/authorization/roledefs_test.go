@@ -45,7 +45,7 @@ func TestRoleDefinitionsRead(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			items := e.must(readerOrOwner(tc.scope), "GET", listPath(tc.scope, tc.filter), nil, http.StatusOK).values(t)
+			items := e.MustAs(readerOrOwner(tc.scope), "GET", listPath(tc.scope, tc.filter), nil, http.StatusOK).Values(t)
 			got := names(items)
 			if len(got) != len(tc.wantNames) {
 				t.Fatalf("names = %v, want %v", got, tc.wantNames)
@@ -62,7 +62,7 @@ func TestRoleDefinitionsRead(t *testing.T) {
 	}
 	t.Run("ok/all-builtins-everywhere", func(t *testing.T) {
 		for _, scope := range []string{"/", sub, rgPath(sub1, "rg1"), vaultPath(sub1, "rg1", "kva")} {
-			items := e.must(ownerP, "GET", listPath(scope, "type eq 'BuiltInRole'"), nil, http.StatusOK).values(t)
+			items := e.MustAs(ownerP, "GET", listPath(scope, "type eq 'BuiltInRole'"), nil, http.StatusOK).Values(t)
 			if len(items) < 10 || !contains(names(items), authz.RoleKeyVaultAdministrator) {
 				t.Fatalf("%s: %d built-ins", scope, len(items))
 			}
@@ -70,7 +70,7 @@ func TestRoleDefinitionsRead(t *testing.T) {
 	})
 	t.Run("ok/get-builtin", func(t *testing.T) {
 		for _, scope := range []string{"/", rgPath(sub1, "rg1")} {
-			d := e.must(ownerP, "GET", under(scope, authzProviders+"/roleDefinitions/"+authz.RoleContributor)+rdV, nil, http.StatusOK).json(t)
+			d := e.MustAs(ownerP, "GET", under(scope, authzProviders+"/roleDefinitions/"+authz.RoleContributor)+rdV, nil, http.StatusOK).JSON(t)
 			props := d["properties"].(map[string]any)
 			if props["roleName"] != "Contributor" || props["type"] != "BuiltInRole" || d["type"] != authz.TypeRoleDefinitions {
 				t.Fatalf("definition = %v", d)
@@ -91,7 +91,7 @@ func TestRoleDefinitionsRead(t *testing.T) {
 		{"fail/filter", listPath(sub, "description eq 'x'"), 400, "InvalidFilter"},
 		{"fail/filter-type", listPath(sub, "type eq 'Other'"), 400, "InvalidFilter"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { e.wantErr(e.do(ownerP, "GET", tc.path, nil), tc.status, tc.code) })
+		t.Run(tc.name, func(t *testing.T) { e.wantErr(e.DoAs(ownerP, "GET", tc.path, nil), tc.status, tc.code) })
 	}
 }
 
@@ -111,31 +111,31 @@ func TestCustomRoleLifecycle(t *testing.T) {
 	id := newGUID(t)
 	defPath := sub + authzProviders + "/roleDefinitions/" + id + rdV
 
-	created := e.must(uaaP, "PUT", defPath, customRole("Secret Peeker", sub), http.StatusCreated).json(t)
+	created := e.MustAs(uaaP, "PUT", defPath, customRole("Secret Peeker", sub), http.StatusCreated).JSON(t)
 	props := created["properties"].(map[string]any)
 	if created["id"] != sub+authzProviders+"/roleDefinitions/"+id || created["name"] != id ||
 		props["type"] != "CustomRole" || props["roleName"] != "Secret Peeker" || props["createdBy"] != uaaP.ObjectID {
 		t.Fatalf("created = %v", created)
 	}
 	// Update: still 201, as Azure answers (the Go SDK accepts only 201).
-	e.must(uaaP, "PUT", defPath, customRole("Secret Peeker", sub, rgPath(sub1, "rg1")), http.StatusCreated)
+	e.MustAs(uaaP, "PUT", defPath, customRole("Secret Peeker", sub, rgPath(sub1, "rg1")), http.StatusCreated)
 
 	t.Run("ok/listed-by-name-and-type", func(t *testing.T) {
 		for _, f := range []string{"roleName eq 'secret peeker'", "type eq 'CustomRole'"} {
-			items := e.must(readerP, "GET", sub+authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape(f), nil, http.StatusOK).values(t)
+			items := e.MustAs(readerP, "GET", sub+authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape(f), nil, http.StatusOK).Values(t)
 			if len(items) != 1 || items[0]["name"] != id {
 				t.Fatalf("%s: %v", f, names(items))
 			}
 		}
 	})
 	t.Run("ok/visible-below-not-elsewhere", func(t *testing.T) {
-		e.must(ownerP, "GET", vaultPath(sub1, "rg1", "kva")+authzProviders+"/roleDefinitions/"+id+rdV, nil, http.StatusOK)
-		e.wantErr(e.do(ownerP, "GET", "/subscriptions/"+sub2+authzProviders+"/roleDefinitions/"+id+rdV, nil), 404, "RoleDefinitionDoesNotExist")
-		root := names(e.must(ownerP, "GET", authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape("type eq 'CustomRole'"), nil, http.StatusOK).values(t))
+		e.MustAs(ownerP, "GET", vaultPath(sub1, "rg1", "kva")+authzProviders+"/roleDefinitions/"+id+rdV, nil, http.StatusOK)
+		e.wantErr(e.DoAs(ownerP, "GET", "/subscriptions/"+sub2+authzProviders+"/roleDefinitions/"+id+rdV, nil), 404, "RoleDefinitionDoesNotExist")
+		root := names(e.MustAs(ownerP, "GET", authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape("type eq 'CustomRole'"), nil, http.StatusOK).Values(t))
 		if contains(root, id) {
 			t.Fatalf("custom role listed at / without atScopeAndBelow(): %v", root)
 		}
-		below := names(e.must(ownerP, "GET", authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape("atScopeAndBelow() and type eq 'CustomRole'"), nil, http.StatusOK).values(t))
+		below := names(e.MustAs(ownerP, "GET", authzProviders+"/roleDefinitions"+rdV+"&$filter="+url.QueryEscape("atScopeAndBelow() and type eq 'CustomRole'"), nil, http.StatusOK).Values(t))
 		if !contains(below, id) {
 			t.Fatalf("atScopeAndBelow() at / misses the custom role: %v", below)
 		}
@@ -143,8 +143,8 @@ func TestCustomRoleLifecycle(t *testing.T) {
 
 	// Assign it, then deleting the role is refused.
 	ra := rgPath(sub1, "rg1") + authzProviders + "/roleAssignments/" + newGUID(t) + raV
-	e.must(uaaP, "PUT", ra, raBody(id, pidA), http.StatusCreated)
-	e.wantErr(e.do(uaaP, "DELETE", defPath, nil), http.StatusConflict, "RoleDefinitionHasAssignments")
+	e.MustAs(uaaP, "PUT", ra, raBody(id, pidA), http.StatusCreated)
+	e.wantErr(e.DoAs(uaaP, "DELETE", defPath, nil), http.StatusConflict, "RoleDefinitionHasAssignments")
 
 	cases := []struct {
 		name   string
@@ -180,17 +180,17 @@ func TestCustomRoleLifecycle(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e.wantErr(e.do(tc.caller, tc.method, tc.path, tc.body), tc.status, tc.code)
+			e.wantErr(e.DoAs(tc.caller, tc.method, tc.path, tc.body), tc.status, tc.code)
 		})
 	}
 
 	t.Run("ok/delete-after-unassign", func(t *testing.T) {
-		e.must(uaaP, "DELETE", ra, nil, http.StatusOK)
-		del := e.must(uaaP, "DELETE", defPath, nil, http.StatusOK).json(t)
+		e.MustAs(uaaP, "DELETE", ra, nil, http.StatusOK)
+		del := e.MustAs(uaaP, "DELETE", defPath, nil, http.StatusOK).JSON(t)
 		if del["name"] != id {
 			t.Fatalf("DELETE body = %v", del)
 		}
-		e.wantErr(e.do(uaaP, "GET", defPath, nil), 404, "RoleDefinitionDoesNotExist")
-		e.must(uaaP, "DELETE", defPath, nil, http.StatusNoContent)
+		e.wantErr(e.DoAs(uaaP, "GET", defPath, nil), 404, "RoleDefinitionDoesNotExist")
+		e.MustAs(uaaP, "DELETE", defPath, nil, http.StatusNoContent)
 	})
 }
