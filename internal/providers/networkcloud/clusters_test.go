@@ -34,7 +34,7 @@ func TestClusterSecretArchiveConfiguration(t *testing.T) {
 	e.manager("cm1", map[string]any{"type": "SystemAssigned"})
 	e.vault("kv1")
 	u := e.uai("uai1")
-	e.must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
+	e.Must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
 
 	steps := []struct {
 		name  string
@@ -77,11 +77,11 @@ func TestClusterSecretArchiveConfiguration(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			r := e.must("PATCH", clPath("c1")+v, s.body, 200)
+			r := e.Must("PATCH", clPath("c1")+v, s.body, 200)
 			if r.Header().Get("Azure-AsyncOperation") == "" {
 				t.Fatal("PATCH is long-running in Azure: no Azure-AsyncOperation")
 			}
-			got := e.must("GET", clPath("c1")+v, nil, 200).json(t)
+			got := e.Must("GET", clPath("c1")+v, nil, 200).JSON(t)
 			if props(got)["provisioningState"] != "Succeeded" {
 				t.Fatalf("provisioningState %v", props(got)["provisioningState"])
 			}
@@ -93,17 +93,17 @@ func TestClusterSecretArchiveConfiguration(t *testing.T) {
 func TestClusterCreateRendersAndHidesPasswords(t *testing.T) {
 	e := newEnv(t)
 	e.manager("cm1", nil)
-	r := e.must("PUT", clPath("c1")+v, newClusterBody("cm1", func(_, p map[string]any) {
+	r := e.Must("PUT", clPath("c1")+v, newClusterBody("cm1", func(_, p map[string]any) {
 		p["encryptionPublicKey"] = rsaPEM(t, 3072)
 	}), 201)
 	if r.Header().Get("Azure-AsyncOperation") == "" {
 		t.Fatal("PUT is long-running: no Azure-AsyncOperation")
 	}
-	got := e.must("GET", clPath("c1")+v, nil, 200)
+	got := e.Must("GET", clPath("c1")+v, nil, 200)
 	if strings.Contains(got.Body.String(), bmcPW) || strings.Contains(got.Body.String(), saPW) || strings.Contains(r.Body.String(), bmcPW) {
 		t.Fatal("a password was rendered")
 	}
-	m := got.json(t)
+	m := got.JSON(t)
 	p := props(m)
 	if p["clusterManagerId"] != cmPath("cm1") || p["detailedStatus"] != "PendingDeployment" || p["clusterType"] != "SingleRack" {
 		t.Fatalf("properties %v", p)
@@ -118,7 +118,7 @@ func TestClusterCreateRendersAndHidesPasswords(t *testing.T) {
 		t.Fatalf("bmcConnectionString %v", bm["bmcConnectionString"])
 	}
 	// Nothing the provider stored holds a password.
-	recs, err := e.st.List(e.ctx, prefix, store.ListOptions{})
+	recs, err := e.Store.List(e.Ctx, prefix, store.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,36 +243,36 @@ func TestClusterValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("PUT", clPath("cv")+v, newClusterBody("cm1", tc.mods...))
-			if r.Code != 400 || r.errField(t, "code") != tc.code || r.errField(t, "target") != tc.target {
+			r := e.Do("PUT", clPath("cv")+v, newClusterBody("cm1", tc.mods...))
+			if r.Code != 400 || r.ErrField(t, "code") != tc.code || r.ErrField(t, "target") != tc.target {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 			if strings.Contains(r.Body.String(), bmcPW) || strings.Contains(r.Body.String(), "root:pw") {
 				t.Fatal("the error echoes a secret")
 			}
-			e.must("GET", clPath("cv")+v, nil, 404)
+			e.Must("GET", clPath("cv")+v, nil, 404)
 		})
 	}
 	t.Run("fail/name", func(t *testing.T) {
-		r := e.do("PUT", clPath("a")+v, newClusterBody("cm1"))
-		if r.Code != 400 || r.errField(t, "code") != "InvalidResourceName" {
+		r := e.Do("PUT", clPath("a")+v, newClusterBody("cm1"))
+		if r.Code != 400 || r.ErrField(t, "code") != "InvalidResourceName" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 	})
 	t.Run("fail/patch-removes-identity-settings-use", func(t *testing.T) {
-		e.must("PUT", clPath("cp")+v, newClusterBody("cm1", withIdentity(map[string]any{"type": "SystemAssigned"}),
+		e.Must("PUT", clPath("cp")+v, newClusterBody("cm1", withIdentity(map[string]any{"type": "SystemAssigned"}),
 			set("secretArchiveSettings", settings("SystemAssignedIdentity", "", kvURI))), 201)
-		r := e.do("PATCH", clPath("cp")+v, map[string]any{"identity": map[string]any{"type": "None"}})
-		if r.Code != 400 || r.errField(t, "target") != "properties.secretArchiveSettings.associatedIdentity.identityType" {
+		r := e.Do("PATCH", clPath("cp")+v, map[string]any{"identity": map[string]any{"type": "None"}})
+		if r.Code != 400 || r.ErrField(t, "target") != "properties.secretArchiveSettings.associatedIdentity.identityType" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
-		if id := e.must("GET", clPath("cp")+v, nil, 200).json(t)["identity"].(map[string]any); id["type"] != "SystemAssigned" {
+		if id := e.Must("GET", clPath("cp")+v, nil, 200).JSON(t)["identity"].(map[string]any); id["type"] != "SystemAssigned" {
 			t.Fatalf("identity changed by a refused PATCH: %v", id)
 		}
 	})
 	t.Run("fail/patch-read-only", func(t *testing.T) {
-		r := e.do("PATCH", clPath("cp")+v, map[string]any{"properties": map[string]any{"networkFabricId": "/x"}})
-		if r.Code != 400 || r.errField(t, "target") != "properties.networkFabricId" {
+		r := e.Do("PATCH", clPath("cp")+v, map[string]any{"properties": map[string]any{"networkFabricId": "/x"}})
+		if r.Code != 400 || r.ErrField(t, "target") != "properties.networkFabricId" {
 			t.Fatalf("got %d %s", r.Code, r.Body.String())
 		}
 	})
@@ -297,7 +297,7 @@ func TestClusterManagerLinkForms(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "cl" + string(rune('a'+i))
-			got := e.must("PUT", clPath(name)+v, newClusterBody("cm1", tc.mod), 201).json(t)
+			got := e.Must("PUT", clPath(name)+v, newClusterBody("cm1", tc.mod), 201).JSON(t)
 			if props(got)["clusterManagerId"] != cmPath("cm1") || got["extendedLocation"].(map[string]any)["name"] != cl {
 				t.Fatalf("link %v %v", props(got)["clusterManagerId"], got["extendedLocation"])
 			}

@@ -1,32 +1,23 @@
 package networkcloud
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyhaven/keyhaven/internal/arm"
-	"github.com/keyhaven/keyhaven/internal/authz"
-	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/identity"
-	"github.com/keyhaven/keyhaven/internal/principal"
 	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
 	"github.com/keyhaven/keyhaven/internal/rotation"
-	"github.com/keyhaven/keyhaven/internal/seal"
-	"github.com/keyhaven/keyhaven/internal/store"
-	"github.com/keyhaven/keyhaven/internal/store/sqlite"
+	"github.com/keyhaven/keyhaven/internal/testutil/armtest"
 )
 
 const (
-	base  = "https://localhost:8443"
+	base  = armtest.Base
 	sub1  = "11111111-1111-1111-1111-111111111111"
 	v     = "?api-version=2025-02-01"
 	rgV   = "?api-version=2021-04-01"
@@ -46,13 +37,6 @@ func uaiID(name string) string {
 }
 func vaultID(rg, name string) string {
 	return rgPath(rg) + "/providers/Microsoft.KeyVault/vaults/" + name
-}
-
-// allowAll is the Decider of these tests: authorization is not under test.
-type allowAll struct{}
-
-func (allowAll) Decide(context.Context, authz.Request) (authz.Decision, error) {
-	return authz.Decision{Allowed: true}, nil
 }
 
 // fakeEngine records what the provider asks of rotation.Engine.
@@ -139,138 +123,57 @@ func (f *fakeEngine) snapshot() ([]string, []rotation.Target, []rotationRequest)
 }
 
 // env is the provider on a real SQLite store, envelope sealer, identity
-// service, keyvault provider and ARM server.
+// service, keyvault provider and ARM server (authorization is not under
+// test: everything is allowed); Caller is the bootstrap admin.
 type env struct {
-	t     *testing.T
-	ctx   context.Context
-	st    store.Store
-	clk   *clock.Fake
-	ids   *identity.Service
-	srv   *arm.Server
-	p     *Provider
-	eng   *fakeEngine
-	admin *principal.Principal
+	*armtest.Env
+	ids *identity.Service
+	p   *Provider
+	eng *fakeEngine
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kh.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, seal.RootKeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	root, err := seal.RootFromBytes(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewFake(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ids, err := identity.New(st, seal.NewEnvelope(st, root), clk, identity.Options{BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot, err := ids.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := arm.New(st, allowAll{}, clk, arm.Options{BaseURL: base, TenantID: boot.TenantID, SyncOperations: true})
-	t.Cleanup(srv.Wait)
-	kv := keyvault.New(st, clk, keyvault.Options{VaultDomain: "vault.localhost", VaultPort: 8443})
+	e := &env{Env: armtest.New(t, armtest.Options{Now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}), eng: newFakeEngine()}
+	ids, boot := e.Identity()
+	e.ids = ids
+	srv := e.Serve(armtest.AllowAll{}, arm.Options{BaseURL: base, TenantID: boot.TenantID, SyncOperations: true})
+	kv := keyvault.New(e.Store, e.Clock, keyvault.Options{VaultDomain: "vault.localhost", VaultPort: 8443})
 	srv.Register(kv)
-	p := New(st, clk, ids, kv, Options{VaultDomain: "vault.localhost", VaultPort: 8443, Tenants: srv, Logger: slog.New(slog.DiscardHandler)})
-	eng := newFakeEngine()
-	p.SetEngine(eng)
-	srv.Register(p)
-	e := &env{t: t, ctx: ctx, st: st, clk: clk, ids: ids, srv: srv, p: p, eng: eng,
-		admin: &principal.Principal{TenantID: boot.TenantID, ObjectID: boot.AdminObjectID, Kind: principal.User, UPN: boot.AdminUPN, Audience: base}}
-	if _, err := srv.CreateSubscription(ctx, sub1, "s", boot.TenantID); err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range []string{"rg1", "rg2"} {
-		e.must("PUT", rgPath(g)+rgV, map[string]any{"location": "westeurope"}, 201)
-	}
+	e.p = New(e.Store, e.Clock, ids, kv, Options{VaultDomain: "vault.localhost", VaultPort: 8443, Tenants: srv, Logger: slog.New(slog.DiscardHandler)})
+	e.p.SetEngine(e.eng)
+	srv.Register(e.p)
+	e.Caller = armtest.User(boot.TenantID, boot.AdminObjectID, boot.AdminUPN)
+	e.Subscriptions(boot.TenantID, sub1)
+	e.ResourceGroups(e.Caller, sub1, "rg1", "rg2")
 	return e
 }
 
-type result struct{ *httptest.ResponseRecorder }
-
-func (r result) json(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body.Bytes(), &m); err != nil {
-		t.Fatalf("body %q: %v", r.Body.String(), err)
-	}
-	return m
-}
-
-func (r result) errField(t *testing.T, f string) string {
-	t.Helper()
-	e, _ := r.json(t)["error"].(map[string]any)
-	if e == nil {
-		t.Fatalf("no error in %s", r.Body.String())
-	}
-	s, _ := e[f].(string)
-	return s
-}
-
-func (e *env) do(method, path string, body any) result {
-	e.t.Helper()
-	var raw []byte
-	switch b := body.(type) {
-	case nil:
-	case string:
-		raw = []byte(b)
-	default:
-		var err error
-		if raw, err = json.Marshal(b); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	req := httptest.NewRequest(method, base+path, bytes.NewReader(raw))
-	req = req.WithContext(principal.WithInfo(req.Context(), &principal.Info{Principal: e.admin}))
-	rec := httptest.NewRecorder()
-	e.srv.ServeHTTP(rec, req)
-	return result{rec}
-}
-
-func (e *env) must(method, path string, body any, status int) result {
-	e.t.Helper()
-	r := e.do(method, path, body)
-	if r.Code != status {
-		e.t.Fatalf("%s %s = %d, want %d: %s", method, path, r.Code, status, r.Body.String())
-	}
-	return r
-}
-
 func (e *env) uai(name string) *identity.ManagedIdentity {
-	e.t.Helper()
-	mi, err := e.ids.CreateUserAssigned(e.ctx, "", uaiID(name))
+	e.T.Helper()
+	mi, err := e.ids.CreateUserAssigned(e.Ctx, "", uaiID(name))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return mi
 }
 
 func (e *env) vault(name string) {
-	e.t.Helper()
-	e.must("PUT", vaultID("rg1", name)+kvV, map[string]any{"location": "westeurope",
-		"properties": map[string]any{"tenantId": e.admin.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}}, 201)
+	e.T.Helper()
+	e.Must("PUT", vaultID("rg1", name)+kvV, map[string]any{"location": "westeurope",
+		"properties": map[string]any{"tenantId": e.Caller.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}}, 201)
 }
 
 // manager creates a cluster manager with the given identity block (nil for none).
 func (e *env) manager(name string, ident any) map[string]any {
-	e.t.Helper()
+	e.T.Helper()
 	body := map[string]any{"location": "westeurope", "properties": map[string]any{
 		"fabricControllerId": "/subscriptions/" + sub1 + "/resourceGroups/rg1/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/fc1",
 	}}
 	if ident != nil {
 		body["identity"] = ident
 	}
-	return e.must("PUT", cmPath(name)+v, body, 201).json(e.t)
+	return e.Must("PUT", cmPath(name)+v, body, 201).JSON(e.T)
 }
 
 func rack(machines, appliances []map[string]any) map[string]any {

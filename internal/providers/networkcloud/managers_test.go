@@ -20,7 +20,7 @@ func TestClusterManagerIdentity(t *testing.T) {
 			}
 		}},
 		{"ok/system-assigned", map[string]any{"type": "SystemAssigned"}, func(t *testing.T, id map[string]any) {
-			if id["type"] != "SystemAssigned" || !isGUIDish(id["principalId"]) || id["tenantId"] != e.admin.TenantID || id["userAssignedIdentities"] != nil {
+			if id["type"] != "SystemAssigned" || !isGUIDish(id["principalId"]) || id["tenantId"] != e.Caller.TenantID || id["userAssignedIdentities"] != nil {
 				t.Fatalf("identity %v", id)
 			}
 		}},
@@ -45,7 +45,7 @@ func TestClusterManagerIdentity(t *testing.T) {
 			m := e.manager(name, tc.ident)
 			id, _ := m["identity"].(map[string]any)
 			tc.check(t, id)
-			got := e.must("GET", cmPath(name)+v, nil, 200).json(t)
+			got := e.Must("GET", cmPath(name)+v, nil, 200).JSON(t)
 			id, _ = got["identity"].(map[string]any)
 			tc.check(t, id)
 			p := props(got)
@@ -82,7 +82,7 @@ func TestClusterManagerPatchReplacesIdentity(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			got := e.must("PATCH", cmPath("cm1")+v, s.body, 200).json(t)
+			got := e.Must("PATCH", cmPath("cm1")+v, s.body, 200).JSON(t)
 			id, _ := got["identity"].(map[string]any)
 			if s.wantType == "" {
 				if id != nil {
@@ -96,7 +96,7 @@ func TestClusterManagerPatchReplacesIdentity(t *testing.T) {
 			}
 		})
 	}
-	if tags := e.must("GET", cmPath("cm1")+v, nil, 200).json(t)["tags"].(map[string]any); tags["k"] != "v" {
+	if tags := e.Must("GET", cmPath("cm1")+v, nil, 200).JSON(t)["tags"].(map[string]any); tags["k"] != "v" {
 		t.Fatalf("tags %v", tags)
 	}
 }
@@ -130,45 +130,45 @@ func TestClusterManagerValidation(t *testing.T) {
 			if tc.body == nil {
 				method = http.MethodGet
 			}
-			r := e.do(method, tc.path+v, tc.body)
-			if r.Code != tc.wantStatus || r.errField(t, "code") != tc.code || r.errField(t, "target") != tc.target {
+			r := e.Do(method, tc.path+v, tc.body)
+			if r.Code != tc.wantStatus || r.ErrField(t, "code") != tc.code || r.ErrField(t, "target") != tc.target {
 				t.Fatalf("got %d %s", r.Code, r.Body.String())
 			}
 		})
 	}
 	// A failed create leaves nothing behind.
-	e.must("GET", cmPath("cm1")+v, nil, 404)
+	e.Must("GET", cmPath("cm1")+v, nil, 404)
 }
 
 func TestClusterManagerListAndDelete(t *testing.T) {
 	e := newEnv(t)
 	e.manager("cm1", map[string]any{"type": "SystemAssigned"})
 	e.manager("cm2", nil)
-	list := e.must("GET", rgPath("rg1")+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).json(t)
+	list := e.Must("GET", rgPath("rg1")+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).JSON(t)
 	if n := len(list["value"].([]any)); n != 2 {
 		t.Fatalf("rg list has %d", n)
 	}
-	list = e.must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).json(t)
+	list = e.Must("GET", "/subscriptions/"+sub1+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).JSON(t)
 	if n := len(list["value"].([]any)); n != 2 {
 		t.Fatalf("sub list has %d", n)
 	}
-	if n := len(e.must("GET", rgPath("rg2")+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).json(t)["value"].([]any)); n != 0 {
+	if n := len(e.Must("GET", rgPath("rg2")+"/providers/Microsoft.NetworkCloud/clusterManagers"+v, nil, 200).JSON(t)["value"].([]any)); n != 0 {
 		t.Fatalf("rg2 list has %d", n)
 	}
 	e.vault("kv1")
-	e.must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
-	if r := e.do("DELETE", cmPath("cm1")+v, nil); r.Code != 409 || r.errField(t, "code") != "ClusterManagerInUse" {
+	e.Must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
+	if r := e.Do("DELETE", cmPath("cm1")+v, nil); r.Code != 409 || r.ErrField(t, "code") != "ClusterManagerInUse" {
 		t.Fatalf("delete in use: %d %s", r.Code, r.Body.String())
 	}
-	e.must("DELETE", clPath("c1")+v, nil, 202)
-	blk, _ := e.ids.GetResourceIdentity(e.ctx, cmPath("cm1"))
+	e.Must("DELETE", clPath("c1")+v, nil, 202)
+	blk, _ := e.ids.GetResourceIdentity(e.Ctx, cmPath("cm1"))
 	if blk.PrincipalID == "" {
 		t.Fatal("manager identity gone before delete")
 	}
-	e.must("DELETE", cmPath("cm1")+v, nil, 202)
-	e.must("GET", cmPath("cm1")+v, nil, 404)
-	if blk, _ := e.ids.GetResourceIdentity(e.ctx, cmPath("cm1")); blk.PrincipalID != "" {
+	e.Must("DELETE", cmPath("cm1")+v, nil, 202)
+	e.Must("GET", cmPath("cm1")+v, nil, 404)
+	if blk, _ := e.ids.GetResourceIdentity(e.Ctx, cmPath("cm1")); blk.PrincipalID != "" {
 		t.Fatal("system identity survived the delete")
 	}
-	e.must("DELETE", cmPath("cm1")+v, nil, 204)
+	e.Must("DELETE", cmPath("cm1")+v, nil, 204)
 }

@@ -49,7 +49,7 @@ func TestResolveArchive(t *testing.T) {
 			b["identity"] = map[string]any{"type": "SystemAssigned"}
 			p["secretArchiveSettings"] = settings("SystemAssignedIdentity", "")
 		}, path: rotation.PathCluster, objectID: func(t *testing.T, id string) string {
-			blk, err := e.ids.GetResourceIdentity(e.ctx, id)
+			blk, err := e.ids.GetResourceIdentity(e.Ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestResolveArchive(t *testing.T) {
 		{name: "fail/manager-ambiguous", cm: "cmtwo", mod: func(_, p map[string]any) { p["secretArchive"] = legacy }, code: CodeAmbiguousIdentity},
 		{name: "fail/manager-deleted", cm: "cmsys", mod: func(_, p map[string]any) { p["secretArchive"] = legacy },
 			after: func(t *testing.T, id string) {
-				c, _, _ := store.GetJSON[clusterRecord](e.ctx, e.st, clPathKey(id))
+				c, _, _ := store.GetJSON[clusterRecord](e.Ctx, e.Store, clPathKey(id))
 				c.ClusterManagerID = cmPath("gone")
 				putRecord(t, e, clPathKey(id), c)
 			}, code: CodeClusterManagerNotFound},
@@ -78,7 +78,7 @@ func TestResolveArchive(t *testing.T) {
 			b["identity"] = map[string]any{"type": "UserAssigned", "userAssignedIdentities": map[string]any{uaiID("uai3"): map[string]any{}}}
 			p["secretArchiveSettings"] = settings("UserAssignedIdentity", uaiID("uai3"))
 		}, after: func(t *testing.T, _ string) {
-			if err := e.ids.DeleteUserAssigned(e.ctx, uaiID("uai3")); err != nil {
+			if err := e.ids.DeleteUserAssigned(e.Ctx, uaiID("uai3")); err != nil {
 				t.Fatal(err)
 			}
 		}, code: CodeIdentityNotConfigured},
@@ -86,7 +86,7 @@ func TestResolveArchive(t *testing.T) {
 			b["identity"] = map[string]any{"type": "SystemAssigned"}
 			p["secretArchiveSettings"] = settings("SystemAssignedIdentity", "")
 		}, after: func(t *testing.T, id string) {
-			if err := e.ids.DeleteSystemAssigned(e.ctx, id); err != nil {
+			if err := e.ids.DeleteSystemAssigned(e.Ctx, id); err != nil {
 				t.Fatal(err)
 			}
 		}, code: CodeIdentityNotConfigured},
@@ -98,12 +98,12 @@ func TestResolveArchive(t *testing.T) {
 			if tc.mod != nil {
 				mods = append(mods, tc.mod)
 			}
-			e.must("PUT", clPath(name)+v, newClusterBody(tc.cm, mods...), 201)
+			e.Must("PUT", clPath(name)+v, newClusterBody(tc.cm, mods...), 201)
 			id := clPath(name)
 			if tc.after != nil {
 				tc.after(t, id)
 			}
-			a, err := e.p.ResolveArchive(e.ctx, id)
+			a, err := e.p.ResolveArchive(e.Ctx, id)
 			if tc.code != "" {
 				var ae *azerr.Error
 				if !errors.As(err, &ae) || ae.Code != tc.code {
@@ -122,7 +122,7 @@ func TestResolveArchive(t *testing.T) {
 		})
 	}
 	t.Run("fail/unknown-cluster", func(t *testing.T) {
-		_, err := e.p.ResolveArchive(e.ctx, clPath("nope"))
+		_, err := e.p.ResolveArchive(e.Ctx, clPath("nope"))
 		var ae *azerr.Error
 		if !errors.As(err, &ae) || ae.Code != CodeClusterNotFound {
 			t.Fatalf("err %v", err)
@@ -137,8 +137,8 @@ func clPathKey(id string) string {
 
 func putRecord(t *testing.T, e *env, key string, v any) {
 	t.Helper()
-	if err := e.st.Update(e.ctx, func(tx store.Tx) error {
-		_, err := store.PutJSON(e.ctx, tx, key, v, store.Any)
+	if err := e.Store.Update(e.Ctx, func(tx store.Tx) error {
+		_, err := store.PutJSON(e.Ctx, tx, key, v, store.Any)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -149,21 +149,21 @@ func TestDeployAndRotation(t *testing.T) {
 	e := newEnv(t)
 	e.vault("kv1")
 	e.manager("cm1", map[string]any{"type": "SystemAssigned"})
-	e.must("PUT", clPath("c1")+v, newClusterBody("cm1", func(_, p map[string]any) {
+	e.Must("PUT", clPath("c1")+v, newClusterBody("cm1", func(_, p map[string]any) {
 		p["secretArchive"] = map[string]any{"keyVaultId": vaultID("rg1", "kv1"), "useKeyVault": "True"}
 	}), 201)
 	bmm1 := ncPath("rg1", "bareMetalMachines", "bmm1")
 
 	// Before deployment nothing rotates and the machines are not resources.
-	if st, err := e.p.OwnerState(e.ctx, bmm1); err != nil || st != OwnerProvisioning {
+	if st, err := e.p.OwnerState(e.Ctx, bmm1); err != nil || st != OwnerProvisioning {
 		t.Fatalf("owner state %q %v", st, err)
 	}
-	e.must("GET", bmm1+v, nil, 404)
-	if r := e.do("POST", clPath("c1")+"/rotateCredential"+v, map[string]any{"credentials": []string{"BMCCredential"}}); r.Code != 409 || r.errField(t, "code") != "ClusterNotDeployed" {
+	e.Must("GET", bmm1+v, nil, 404)
+	if r := e.Do("POST", clPath("c1")+"/rotateCredential"+v, map[string]any{"credentials": []string{"BMCCredential"}}); r.Code != 409 || r.ErrField(t, "code") != "ClusterNotDeployed" {
 		t.Fatalf("rotate before deploy: %d %s", r.Code, r.Body.String())
 	}
 
-	r := e.must("POST", clPath("c1")+"/deploy"+v, nil, 202)
+	r := e.Must("POST", clPath("c1")+"/deploy"+v, nil, 202)
 	if r.Header().Get("Azure-AsyncOperation") == "" {
 		t.Fatal("deploy is long-running")
 	}
@@ -179,7 +179,7 @@ func TestDeployAndRotation(t *testing.T) {
 	if len(reqs) != 1 || reqs[0].ClusterID != clPath("c1") || reqs[0].Kinds != nil {
 		t.Fatalf("rotation requests %+v", reqs)
 	}
-	got := e.must("GET", clPath("c1")+v, nil, 200).json(t)
+	got := e.Must("GET", clPath("c1")+v, nil, 200).JSON(t)
 	p := props(got)
 	if p["detailedStatus"] != "Running" {
 		t.Fatalf("detailedStatus %v %v", p["detailedStatus"], p["detailedStatusMessage"])
@@ -188,28 +188,28 @@ func TestDeployAndRotation(t *testing.T) {
 	if as["actionType"] != actionDeploy || as["status"] != "Completed" {
 		t.Fatalf("actionStates %v", p["actionStates"])
 	}
-	if r := e.do("POST", clPath("c1")+"/deploy"+v, nil); r.Code != 409 || r.errField(t, "code") != "ClusterAlreadyDeployed" {
+	if r := e.Do("POST", clPath("c1")+"/deploy"+v, nil); r.Code != 409 || r.ErrField(t, "code") != "ClusterAlreadyDeployed" {
 		t.Fatalf("second deploy: %d %s", r.Code, r.Body.String())
 	}
 
 	// Machines and appliances are resources now, listed by group and subscription.
-	m := e.must("GET", bmm1+v, nil, 200).json(t)
+	m := e.Must("GET", bmm1+v, nil, 200).JSON(t)
 	mp := props(m)
 	if mp["clusterId"] != clPath("c1") || mp["cordonStatus"] != "Uncordoned" || mp["readyState"] != "True" ||
 		mp["bmcConnectionString"] != "redfish+https://127.0.0.1:9443" || mp["provisioningState"] != "Succeeded" {
 		t.Fatalf("machine %v", mp)
 	}
 	for _, path := range []string{rgPath("rg1"), "/subscriptions/" + sub1} {
-		l := e.must("GET", path+"/providers/Microsoft.NetworkCloud/bareMetalMachines"+v, nil, 200).json(t)
+		l := e.Must("GET", path+"/providers/Microsoft.NetworkCloud/bareMetalMachines"+v, nil, 200).JSON(t)
 		if n := len(l["value"].([]any)); n != 2 {
 			t.Fatalf("%s machines: %d", path, n)
 		}
-		l = e.must("GET", path+"/providers/Microsoft.NetworkCloud/storageAppliances"+v, nil, 200).json(t)
+		l = e.Must("GET", path+"/providers/Microsoft.NetworkCloud/storageAppliances"+v, nil, 200).JSON(t)
 		if n := len(l["value"].([]any)); n != 1 {
 			t.Fatalf("%s appliances: %d", path, n)
 		}
 	}
-	if st, _ := e.p.OwnerState(e.ctx, bmm1); st != OwnerReady {
+	if st, _ := e.p.OwnerState(e.Ctx, bmm1); st != OwnerReady {
 		t.Fatalf("owner state after deploy %q", st)
 	}
 
@@ -219,26 +219,26 @@ func TestDeployAndRotation(t *testing.T) {
 	e.eng.status[strings.ToLower(bmm1)] = []rotation.Status{{SecretType: "BMCCredential", LastRotationTime: &rot, RotationPeriodDays: 60, ExpirePeriodDays: 90,
 		SecretArchiveReference: &rotation.ArchiveReference{KeyVaultID: vaultID("rg1", "kv1"), KeyVaultURI: "https://kv1.vault.localhost:8443/", SecretName: "s1", SecretVersion: "v1"}}}
 	e.eng.mu.Unlock()
-	mp = props(e.must("GET", bmm1+v, nil, 200).json(t))
+	mp = props(e.Must("GET", bmm1+v, nil, 200).JSON(t))
 	jsonEqual(t, mp["secretRotationStatus"], `[{"secretType":"BMCCredential","lastRotationTime":"2026-11-25T12:01:00Z","rotationPeriodDays":60,"expirePeriodDays":90,
 		"secretArchiveReference":{"keyVaultId":"`+vaultID("rg1", "kv1")+`","keyVaultUri":"https://kv1.vault.localhost:8443/","secretName":"s1","secretVersion":"v1"}}]`)
-	sa := props(e.must("GET", ncPath("rg1", "storageAppliances", "sa1")+v, nil, 200).json(t))
+	sa := props(e.Must("GET", ncPath("rg1", "storageAppliances", "sa1")+v, nil, 200).JSON(t))
 	jsonEqual(t, sa["secretRotationStatus"], `[]`)
 	e.eng.mu.Lock()
 	e.eng.statusErr = errors.New("engine store down")
 	e.eng.mu.Unlock()
-	e.must("GET", bmm1+v, nil, 200) // a status failure does not fail the read
+	e.Must("GET", bmm1+v, nil, 200) // a status failure does not fail the read
 	e.eng.mu.Lock()
 	e.eng.statusErr = nil
 	e.eng.state = rotation.ClusterState{Code: "MissingRoleAssignment", Message: "the identity cannot set secrets in kv1"}
 	e.eng.mu.Unlock()
-	p = props(e.must("GET", clPath("c1")+v, nil, 200).json(t))
+	p = props(e.Must("GET", clPath("c1")+v, nil, 200).JSON(t))
 	if p["detailedStatus"] != "Degraded" || !strings.Contains(p["detailedStatusMessage"].(string), "MissingRoleAssignment") {
 		t.Fatalf("detailed status %v: %v", p["detailedStatus"], p["detailedStatusMessage"])
 	}
 
 	// Rack definitions are frozen once deployed.
-	if r := e.do("PATCH", clPath("c1")+v, map[string]any{"properties": map[string]any{"aggregatorOrSingleRackDefinition": rack(nil, nil)}}); r.Code != 409 {
+	if r := e.Do("PATCH", clPath("c1")+v, map[string]any{"properties": map[string]any{"aggregatorOrSingleRackDefinition": rack(nil, nil)}}); r.Code != 409 {
 		t.Fatalf("rack change after deploy: %d %s", r.Code, r.Body.String())
 	}
 
@@ -259,10 +259,10 @@ func TestDeployAndRotation(t *testing.T) {
 	for _, tc := range rotTests {
 		t.Run("rotate/"+tc.name, func(t *testing.T) {
 			_, _, before := e.eng.snapshot()
-			r := e.do("POST", clPath("c1")+"/rotateCredential"+v, tc.body)
+			r := e.Do("POST", clPath("c1")+"/rotateCredential"+v, tc.body)
 			_, _, after := e.eng.snapshot()
 			if tc.code != "" {
-				if r.Code != 400 || r.errField(t, "code") != tc.code || len(after) != len(before) {
+				if r.Code != 400 || r.ErrField(t, "code") != tc.code || len(after) != len(before) {
 					t.Fatalf("got %d %s", r.Code, r.Body.String())
 				}
 				return
@@ -274,14 +274,14 @@ func TestDeployAndRotation(t *testing.T) {
 		})
 	}
 	// Without a usable archive the operation fails with the condition's code.
-	e.must("PATCH", clPath("c1")+v, map[string]any{"properties": map[string]any{"secretArchive": map[string]any{"useKeyVault": "False"}}}, 200)
-	r = e.must("POST", clPath("c1")+"/rotateCredential"+v, map[string]any{"credentials": []string{"BMCCredential"}}, 202)
-	op := e.must("GET", strings.TrimPrefix(r.Header().Get("Azure-AsyncOperation"), base), nil, 200).json(t)
+	e.Must("PATCH", clPath("c1")+v, map[string]any{"properties": map[string]any{"secretArchive": map[string]any{"useKeyVault": "False"}}}, 200)
+	r = e.Must("POST", clPath("c1")+"/rotateCredential"+v, map[string]any{"credentials": []string{"BMCCredential"}}, 202)
+	op := e.Must("GET", strings.TrimPrefix(r.Header().Get("Azure-AsyncOperation"), base), nil, 200).JSON(t)
 	if op["status"] != "Failed" || op["error"].(map[string]any)["code"] != CodeSecretArchiveNotConfigured {
 		t.Fatalf("operation %v", op)
 	}
 	var rotState map[string]any
-	for _, s := range props(e.must("GET", clPath("c1")+v, nil, 200).json(t))["actionStates"].([]any) {
+	for _, s := range props(e.Must("GET", clPath("c1")+v, nil, 200).JSON(t))["actionStates"].([]any) {
 		if s.(map[string]any)["actionType"] == actionRotate {
 			rotState = s.(map[string]any)
 		}
@@ -291,39 +291,39 @@ func TestDeployAndRotation(t *testing.T) {
 	}
 
 	// Cordon: the engine is told not to rotate the machine.
-	e.must("POST", bmm1+"/cordon"+v, map[string]any{"evacuate": "False"}, 202)
-	if st, _ := e.p.OwnerState(e.ctx, bmm1); st != OwnerCordoned {
+	e.Must("POST", bmm1+"/cordon"+v, map[string]any{"evacuate": "False"}, 202)
+	if st, _ := e.p.OwnerState(e.Ctx, bmm1); st != OwnerCordoned {
 		t.Fatalf("owner state after cordon %q", st)
 	}
-	mp = props(e.must("GET", bmm1+v, nil, 200).json(t))
+	mp = props(e.Must("GET", bmm1+v, nil, 200).JSON(t))
 	if mp["cordonStatus"] != "Cordoned" || mp["readyState"] != "False" {
 		t.Fatalf("cordoned machine %v", mp)
 	}
-	if r := e.do("POST", bmm1+"/cordon"+v, map[string]any{"evacuate": "maybe"}); r.Code != 400 {
+	if r := e.Do("POST", bmm1+"/cordon"+v, map[string]any{"evacuate": "maybe"}); r.Code != 400 {
 		t.Fatalf("bad evacuate: %d", r.Code)
 	}
-	e.must("POST", bmm1+"/uncordon"+v, nil, 202)
-	if st, _ := e.p.OwnerState(e.ctx, bmm1); st != OwnerReady {
+	e.Must("POST", bmm1+"/uncordon"+v, nil, 202)
+	if st, _ := e.p.OwnerState(e.Ctx, bmm1); st != OwnerReady {
 		t.Fatalf("owner state after uncordon %q", st)
 	}
-	if st, _ := e.p.OwnerState(e.ctx, clPath("c1")); st != OwnerReady {
+	if st, _ := e.p.OwnerState(e.Ctx, clPath("c1")); st != OwnerReady {
 		t.Fatalf("cluster owner state %q", st)
 	}
-	if _, err := e.p.OwnerState(e.ctx, vaultID("rg1", "kv1")); err == nil {
+	if _, err := e.p.OwnerState(e.Ctx, vaultID("rg1", "kv1")); err == nil {
 		t.Fatal("owner state of a vault")
 	}
-	if r := e.do("DELETE", bmm1+v, nil); r.Code != 405 {
+	if r := e.Do("DELETE", bmm1+v, nil); r.Code != 405 {
 		t.Fatalf("machine delete: %d", r.Code)
 	}
 
 	// Generic lists see everything; delete removes machines, targets and identities.
-	gen, err := e.p.ListResources(e.ctx, sub1, "rg1")
+	gen, err := e.p.ListResources(e.Ctx, sub1, "rg1")
 	if err != nil || len(gen) != 5 { // manager, cluster, 2 machines, 1 appliance
 		t.Fatalf("generic list %d %v", len(gen), err)
 	}
-	e.must("DELETE", clPath("c1")+v, nil, 202)
-	e.must("GET", bmm1+v, nil, 404)
-	e.must("GET", ncPath("rg1", "storageAppliances", "sa1")+v, nil, 404)
+	e.Must("DELETE", clPath("c1")+v, nil, 202)
+	e.Must("GET", bmm1+v, nil, 404)
+	e.Must("GET", ncPath("rg1", "storageAppliances", "sa1")+v, nil, 404)
 	if _, targets, _ := e.eng.snapshot(); len(targets) != 0 {
 		t.Fatalf("targets left after delete: %d", len(targets))
 	}
@@ -332,30 +332,30 @@ func TestDeployAndRotation(t *testing.T) {
 func TestDeployNameConflictAndGroupDelete(t *testing.T) {
 	e := newEnv(t)
 	e.manager("cm1", nil)
-	e.must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
-	e.must("PUT", clPath("c2")+v, newClusterBody("cm1"), 201) // same machine names
-	e.must("POST", clPath("c1")+"/deploy"+v, nil, 202)
-	r := e.must("POST", clPath("c2")+"/deploy"+v, nil, 202)
-	op := e.must("GET", strings.TrimPrefix(r.Header().Get("Azure-AsyncOperation"), base), nil, 200).json(t)
+	e.Must("PUT", clPath("c1")+v, newClusterBody("cm1"), 201)
+	e.Must("PUT", clPath("c2")+v, newClusterBody("cm1"), 201) // same machine names
+	e.Must("POST", clPath("c1")+"/deploy"+v, nil, 202)
+	r := e.Must("POST", clPath("c2")+"/deploy"+v, nil, 202)
+	op := e.Must("GET", strings.TrimPrefix(r.Header().Get("Azure-AsyncOperation"), base), nil, 200).JSON(t)
 	if op["status"] != "Failed" || op["error"].(map[string]any)["code"] != "ResourceNameConflict" {
 		t.Fatalf("operation %v", op)
 	}
-	if p := props(e.must("GET", clPath("c2")+v, nil, 200).json(t)); p["detailedStatus"] != "Failed" {
+	if p := props(e.Must("GET", clPath("c2")+v, nil, 200).JSON(t)); p["detailedStatus"] != "Failed" {
 		t.Fatalf("c2 status %v", p["detailedStatus"])
 	}
 	// Generated names: machines without machineName get stable names.
-	e.must("PUT", clPath("c3")+v, newClusterBody("cm1", func(_, p map[string]any) {
+	e.Must("PUT", clPath("c3")+v, newClusterBody("cm1", func(_, p map[string]any) {
 		p["aggregatorOrSingleRackDefinition"] = rack([]map[string]any{machine("", 7, "")}, nil)
 	}), 201)
-	got := props(e.must("GET", clPath("c3")+v, nil, 200).json(t))
+	got := props(e.Must("GET", clPath("c3")+v, nil, 200).JSON(t))
 	mn := got["aggregatorOrSingleRackDefinition"].(map[string]any)["bareMetalMachineConfigurationData"].([]any)[0].(map[string]any)["machineName"]
 	if mn != "c3r0s7" {
 		t.Fatalf("generated machine name %v", mn)
 	}
-	if err := e.p.DeleteGroupResources(e.ctx, sub1, "rg1"); err != nil {
+	if err := e.p.DeleteGroupResources(e.Ctx, sub1, "rg1"); err != nil {
 		t.Fatal(err)
 	}
-	gen, err := e.p.ListResources(e.ctx, sub1, "rg1")
+	gen, err := e.p.ListResources(e.Ctx, sub1, "rg1")
 	if err != nil || len(gen) != 0 {
 		t.Fatalf("left after group delete: %v %v", gen, err)
 	}
@@ -365,12 +365,12 @@ func TestNoEngine(t *testing.T) {
 	e := newEnv(t)
 	e.p.SetEngine(nil)
 	e.manager("cm1", nil)
-	if r := e.do("PUT", clPath("c1")+v, newClusterBody("cm1")); r.Code != 503 || r.errField(t, "code") != "RotationEngineUnavailable" {
+	if r := e.Do("PUT", clPath("c1")+v, newClusterBody("cm1")); r.Code != 503 || r.ErrField(t, "code") != "RotationEngineUnavailable" {
 		t.Fatalf("create without engine: %d %s", r.Code, r.Body.String())
 	}
 	// A cluster without machines needs no engine to be defined.
-	e.must("PUT", clPath("c2")+v, newClusterBody("cm1", func(_, p map[string]any) { p["aggregatorOrSingleRackDefinition"] = rack(nil, nil) }), 201)
-	if r := e.do("POST", clPath("c2")+"/deploy"+v, nil); r.Code != 503 {
+	e.Must("PUT", clPath("c2")+v, newClusterBody("cm1", func(_, p map[string]any) { p["aggregatorOrSingleRackDefinition"] = rack(nil, nil) }), 201)
+	if r := e.Do("POST", clPath("c2")+"/deploy"+v, nil); r.Code != 503 {
 		t.Fatalf("deploy without engine: %d", r.Code)
 	}
 }
