@@ -69,6 +69,12 @@ func BenchmarkMiddlewareParallel(b *testing.B) {
 		run(b, e.log.Middleware(benchHandler))
 		reportBatches(b, e.log)
 	})
+	b.Run("audited-postgres", func(b *testing.B) {
+		e := newEnv(b, Options{})
+		l := e.newLog(b, pgStores(b, 1)[0], Options{})
+		run(b, l.Middleware(benchHandler))
+		reportBatches(b, l)
+	})
 }
 
 // reportBatches adds events per transaction to the benchmark's output.

@@ -77,7 +77,7 @@ func TestPostgresReplicasKeepOneChain(t *testing.T) {
 
 // pgStores opens n stores (separate pools, as separate replicas) on one new
 // schema, or skips without a DSN.
-func pgStores(t *testing.T, n int) []store.Store {
+func pgStores(t testing.TB, n int) []store.Store {
 	t.Helper()
 	dsn := os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN")
 	if dsn == "" {
