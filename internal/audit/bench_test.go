@@ -44,11 +44,12 @@ func BenchmarkMiddleware(b *testing.B) {
 	})
 }
 
-// BenchmarkMiddlewareParallel is the per-request cost with 16 requests in
-// flight per core (b.RunParallel, SetParallelism 8 on GOMAXPROCS cores), all
-// on one stream: the case group commit exists for.
+// parallelism is goroutines per GOMAXPROCS in the parallel benchmark.
 const parallelism = 8
 
+// BenchmarkMiddlewareParallel is the per-request cost with 8 requests in
+// flight per core (b.RunParallel with SetParallelism 8: 16 on the 2-core
+// benchmark machine), all on one stream: the case group commit exists for.
 func BenchmarkMiddlewareParallel(b *testing.B) {
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
