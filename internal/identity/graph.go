@@ -317,13 +317,22 @@ func inTenant(caller *principal.Principal, tenantID, id string) error {
 	return nil
 }
 
-func (g *graphAPI) getUser(w http.ResponseWriter, r *http.Request, caller *principal.Principal) error {
+// userInTenant is the user named by the path, 404 when in another tenant.
+func (g *graphAPI) userInTenant(r *http.Request, caller *principal.Principal) (*User, error) {
 	id := r.PathValue("id")
 	u, err := g.s.GetUser(r.Context(), id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := inTenant(caller, u.TenantID, id); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (g *graphAPI) getUser(w http.ResponseWriter, r *http.Request, caller *principal.Principal) error {
+	u, err := g.userInTenant(r, caller)
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, toGraphUser(u))
@@ -331,12 +340,8 @@ func (g *graphAPI) getUser(w http.ResponseWriter, r *http.Request, caller *princ
 }
 
 func (g *graphAPI) deleteUser(w http.ResponseWriter, r *http.Request, caller *principal.Principal) error {
-	id := r.PathValue("id")
-	u, err := g.s.GetUser(r.Context(), id)
+	u, err := g.userInTenant(r, caller)
 	if err != nil {
-		return err
-	}
-	if err := inTenant(caller, u.TenantID, id); err != nil {
 		return err
 	}
 	if u.ObjectID == caller.ObjectID {
