@@ -2,11 +2,14 @@ package arm
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +25,15 @@ const (
 	StatusSucceeded  = "Succeeded"
 	StatusFailed     = "Failed"
 	StatusCanceled   = "Canceled"
+)
+
+// DefaultOperationLeaseTTL is Options.OperationLeaseTTL when unset.
+const DefaultOperationLeaseTTL = 30 * time.Second
+
+// Error of an operation failed because its owner stopped renewing its lease.
+const (
+	codeInterrupted = "OperationInterrupted"
+	msgInterrupted  = "The operation was interrupted: the keyhaven replica running it stopped before it finished. Retry the request."
 )
 
 // pollAfterMS is what clients are told to wait between polls; the Azure SDKs
@@ -45,6 +57,13 @@ type opRecord struct {
 	ErrMessage     string          `json:"errMessage,omitempty"`
 	ResultStatus   int             `json:"resultStatus,omitempty"`
 	Result         json.RawMessage `json:"result,omitempty"`
+	// Owner is the ReplicaID running the work; only it may record the
+	// outcome, and only while the operation is still InProgress.
+	Owner string `json:"owner,omitempty"`
+	// LeaseExpires is when the owner's claim lapses unless renewed; past
+	// it, any replica's sweep fails the operation. Records written before
+	// leases existed have none and count from StartTime.
+	LeaseExpires *time.Time `json:"leaseExpires,omitempty"`
 }
 
 // OperationStatus is the body of an Azure-AsyncOperation poll.
@@ -97,9 +116,12 @@ func (s *Server) startOperation(ctx context.Context, sub, namespace, resourceID,
 	if loc == "" {
 		loc = "global"
 	}
+	now := s.clk.Now().UTC()
+	lease := now.Add(s.opts.OperationLeaseTTL)
 	rec := &opRecord{
 		ID: strings.ToLower(s.opts.NewID()), Name: action, SubscriptionID: sub, Namespace: namespace, Location: loc,
-		APIVersion: apiVersion, ResourceID: resourceID, Status: StatusInProgress, StartTime: s.clk.Now().UTC(),
+		APIVersion: apiVersion, ResourceID: resourceID, Status: StatusInProgress, StartTime: now,
+		Owner: s.opts.ReplicaID, LeaseExpires: &lease,
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -144,31 +166,110 @@ func setRetryHeaders(h http.Header) {
 }
 
 func (s *Server) runOperation(ctx context.Context, rec *opRecord, work WorkFunc) {
+	stop := s.keepLease(ctx, rec.ID)
 	result, err := safeRun(ctx, work)
+	stop()
 	end := s.clk.Now().UTC()
-	rec.EndTime = &end
+	out := *rec
+	out.EndTime, out.LeaseExpires = &end, nil
 	if err != nil {
 		e := azerr.From(err)
 		if e.Cause != nil {
 			s.opts.Logger.Error("arm: operation failed", "operation", rec.ID, "action", rec.Name, "code", e.Code, "cause", e.Cause)
 		}
-		rec.Status, rec.ErrStatus, rec.ErrCode, rec.ErrMessage = StatusFailed, e.Status, e.Code, e.Message
+		out.Status, out.ErrStatus, out.ErrCode, out.ErrMessage = StatusFailed, e.Status, e.Code, e.Message
 	} else {
-		rec.Status = StatusSucceeded
-		rec.ResultStatus = http.StatusNoContent
+		out.Status = StatusSucceeded
+		out.ResultStatus = http.StatusNoContent
 		if result != nil {
 			if b, merr := json.Marshal(result); merr == nil {
-				rec.Result, rec.ResultStatus = b, http.StatusOK
+				out.Result, out.ResultStatus = b, http.StatusOK
 			}
 		}
 	}
-	b, _ := json.Marshal(rec)
-	if uerr := s.st.Update(ctx, func(tx store.Tx) error {
-		_, err := tx.Put(ctx, opKey(rec.ID), b, store.Any)
-		return err
-	}); uerr != nil {
-		s.opts.Logger.Error("arm: cannot record operation outcome", "operation", rec.ID, "err", uerr)
+	// A store blip here must not turn a finished operation into an
+	// interrupted one, so retry briefly; past that the lease lapses and a
+	// sweep gives the client its (Failed) answer.
+	var uerr error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		}
+		var owned bool
+		if owned, uerr = s.writeIfOwner(ctx, rec.ID, func(op *opRecord) { *op = out }); uerr == nil {
+			if !owned {
+				s.opts.Logger.Warn("arm: operation outcome discarded: its lease lapsed and another replica already failed it",
+					"operation", rec.ID, "action", rec.Name, "outcome", out.Status)
+			}
+			return
+		}
 	}
+	s.opts.Logger.Error("arm: cannot record operation outcome", "operation", rec.ID, "err", uerr)
+}
+
+// keepLease renews the lease on operation id every TTL/3 until the
+// returned stop is called (which waits for any renewal in flight), or
+// until the operation turns out to be someone else's.
+func (s *Server) keepLease(ctx context.Context, id string) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(max(s.opts.OperationLeaseTTL/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			owned, err := s.writeIfOwner(ctx, id, func(op *opRecord) {
+				lease := s.clk.Now().UTC().Add(s.opts.OperationLeaseTTL)
+				op.LeaseExpires = &lease
+			})
+			switch {
+			case err != nil: // transient: the next tick retries while the lease lasts
+				s.opts.Logger.Warn("arm: cannot renew operation lease", "operation", id, "err", err)
+			case !owned:
+				s.opts.Logger.Warn("arm: operation lease lost: another replica failed the operation", "operation", id)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// writeIfOwner applies change to operation id and stores it, provided the
+// operation is still InProgress and owned by this replica; owned reports
+// whether it was.
+func (s *Server) writeIfOwner(ctx context.Context, id string, change func(*opRecord)) (owned bool, err error) {
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		owned = false
+		r, err := tx.Get(ctx, opKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var op opRecord
+		if err := json.Unmarshal(r.Value, &op); err != nil {
+			return err
+		}
+		if op.Status != StatusInProgress || op.Owner != s.opts.ReplicaID {
+			return nil
+		}
+		change(&op)
+		b, err := json.Marshal(&op)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Put(ctx, r.Key, b, r.Version); err != nil {
+			return err
+		}
+		owned = true
+		return nil
+	})
+	return owned, err
 }
 
 // safeRun keeps a panicking provider from taking the server down and
@@ -249,15 +350,56 @@ func (s *Server) serveOperation(w http.ResponseWriter, r *http.Request, sub, kin
 // finished (for shutdown and tests).
 func (s *Server) Wait() { s.wg.Wait() }
 
-// FailInterrupted marks every operation still InProgress as Failed. A
-// single-node server calls it at start: work that was running when the
-// process stopped will not finish, and clients polling it must not wait
-// forever (re-issuing the request resumes the work: group deletes and purges
-// are idempotent). It returns how many operations it marked.
+// SweepOperations marks as Failed (code OperationInterrupted) every
+// operation still InProgress whose owner's lease has expired: the replica
+// running it stopped (crash, SIGKILL, lost its store) and its work will not
+// finish. Clients polling it then get a final answer; re-issuing the request
+// resumes the work (group deletes and purges are idempotent). Every replica
+// may run it at once: each mark is conditional on the record being
+// unchanged since it was read. It returns how many operations it marked.
+func (s *Server) SweepOperations(ctx context.Context) (int, error) {
+	now := s.clk.Now()
+	return s.sweepOperations(ctx, func(op *opRecord) (drop, fail bool) {
+		if op.Status != StatusInProgress {
+			return false, false
+		}
+		lease := op.StartTime.Add(s.opts.OperationLeaseTTL)
+		if op.LeaseExpires != nil {
+			lease = *op.LeaseExpires
+		}
+		return false, now.After(lease)
+	})
+}
+
+// FailInterrupted marks as Failed every InProgress operation this Server
+// does not own, leases or not. Only a single-node server may call it (at
+// start, before serving): then no other process can be running them, and
+// their clients get an answer without waiting for the leases to lapse.
+// With replicas sharing a store, use SweepOperations.
 func (s *Server) FailInterrupted(ctx context.Context) (int, error) {
 	return s.sweepOperations(ctx, func(op *opRecord) (drop, fail bool) {
-		return false, op.Status == StatusInProgress
+		return false, op.Status == StatusInProgress && op.Owner != s.opts.ReplicaID
 	})
+}
+
+// OperationLeaseTTL returns the effective Options.OperationLeaseTTL (the
+// server sweeps at a fraction of it).
+func (s *Server) OperationLeaseTTL() time.Duration { return s.opts.OperationLeaseTTL }
+
+// ReplicaID returns the effective Options.ReplicaID.
+func (s *Server) ReplicaID() string { return s.opts.ReplicaID }
+
+// defaultReplicaID is unique per process: the host and pid tell operators
+// which process it was, the random part keeps restarts and containers with
+// equal pids apart.
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "keyhaven"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", trunc(host, 64), os.Getpid(), hex.EncodeToString(b))
 }
 
 // PruneOperations deletes finished operations that ended more than maxAge
@@ -291,8 +433,7 @@ func (s *Server) sweepOperations(ctx context.Context, decide func(*opRecord) (dr
 				}
 				end := s.clk.Now().UTC()
 				op.Status, op.EndTime = StatusFailed, &end
-				op.ErrStatus, op.ErrCode = http.StatusInternalServerError, "OperationInterrupted"
-				op.ErrMessage = "The operation was interrupted by a server restart. Retry the request."
+				op.ErrStatus, op.ErrCode, op.ErrMessage = http.StatusInternalServerError, codeInterrupted, msgInterrupted
 				b, err := json.Marshal(op)
 				if err != nil {
 					return err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -39,8 +40,17 @@ type Options struct {
 	// (still polled the normal way). For tests and single-step tools.
 	SyncOperations bool
 	// NewID returns a fresh lowercase GUID (default uuid.NewString).
-	NewID  func() string
-	Logger *slog.Logger
+	NewID func() string
+	// ReplicaID names this process as the owner of the operations it runs.
+	// It must be unique per process among replicas sharing a store
+	// (default: hostname-pid-random).
+	ReplicaID string
+	// OperationLeaseTTL is how long a running operation's owner may go
+	// without renewing its lease before SweepOperations on any replica fails
+	// the operation (default 30 s; the owner renews every TTL/3). It must
+	// exceed the clock skew between replicas.
+	OperationLeaseTTL time.Duration
+	Logger            *slog.Logger
 }
 
 // DefaultLocations are offered when Options.Locations is empty.
@@ -89,6 +99,12 @@ func New(st store.Store, dec authz.Decider, clk clock.Clock, opts Options) *Serv
 	opts.Locations = locs
 	if opts.NewID == nil {
 		opts.NewID = uuid.NewString
+	}
+	if opts.ReplicaID == "" {
+		opts.ReplicaID = defaultReplicaID()
+	}
+	if opts.OperationLeaseTTL <= 0 {
+		opts.OperationLeaseTTL = DefaultOperationLeaseTTL
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

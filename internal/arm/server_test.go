@@ -516,16 +516,23 @@ func TestOperationSweeps(t *testing.T) {
 
 	w.gate = make(chan struct{})
 	stuck := e.must("POST", widgP+"/slowop"+wV, nil, 202).Header().Get("Azure-AsyncOperation")
-	n, err := e.srv.FailInterrupted(ctx)
+	if n, err := e.srv.FailInterrupted(ctx); err != nil || n != 0 {
+		close(w.gate)
+		t.Fatalf("FailInterrupted of its own running operation = %d, %v", n, err)
+	}
+	// A restarted single node (another replica id on the same store).
+	restarted := New(e.st, e.dec, e.clk, Options{BaseURL: testBase, TenantID: testTenant})
+	n, err := restarted.FailInterrupted(ctx)
+	close(w.gate)
 	if err != nil || n != 1 {
 		t.Fatalf("FailInterrupted = %d, %v", n, err)
 	}
+	e.srv.Wait()
+	// The original owner's late completion does not overwrite the answer.
 	m := e.must("GET", stuck, nil, 200).json(t)
 	if m["status"] != "Failed" || m["error"].(map[string]any)["code"] != "OperationInterrupted" {
 		t.Fatalf("status %v", m)
 	}
-	close(w.gate)
-	e.srv.Wait()
 
 	w.gate = nil
 	done := e.must("POST", widgP+"/slowop"+wV, nil, 202).Header().Get("Azure-AsyncOperation")
