@@ -148,6 +148,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// Operations whose replica died (its lease lapsed) get a final answer.
+	if _, err := armSrv.SweepOperations(ctx); err != nil {
+		return err
+	}
 
 	rot, err := newRotation(cfg, st, sealer, clk, ids, engine, kvp, boot, tlsMat, log)
 	if err != nil {
@@ -215,6 +219,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	s.every(bg, "pruned finished operations", time.Hour, func(ctx context.Context) (int, error) {
 		return armSrv.PruneOperations(ctx, 24*time.Hour)
 	})
+	s.every(bg, "failed interrupted operations", armSrv.OperationLeaseTTL()/2, armSrv.SweepOperations)
 
 	err = s.Serve(ctx, func(addr fmtStringer) {
 		fmt.Fprintf(stdout, "keyhaven is serving on %s (listening on %s)\n", cfg.BaseURL(), addr.String())
