@@ -11,5 +11,11 @@
 // of the matching resource type, after authenticating, authorizing (action
 // and scope derived from the request) and running the write guards (locks).
 //
+// Long-running operations belong to the replica that started them (its
+// ReplicaID), which renews a lease on each while the work runs and records
+// the outcome only while it still owns the operation. SweepOperations, run
+// by every replica, fails (OperationInterrupted) operations whose lease
+// lapsed, so a client polling work of a crashed replica gets a final answer.
+//
 // Store prefix: arm/ (subscriptions, resource groups, operations).
 package arm
