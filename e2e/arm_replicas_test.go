@@ -15,9 +15,9 @@ import (
 )
 
 // What clients may wait for an operation whose replica died: its lease
-// (arm.DefaultOperationLeaseTTL, 30 s, renewed every 10 s) lapses, then the
-// next sweep (every 15 s on each replica) fails it.
-const interruptedWithin = 30*time.Second + 15*time.Second + 10*time.Second
+// (--operation-lease-ttl 4s here, renewed every third of it) lapses, then
+// the next sweep (every half lease on each replica) fails it.
+const interruptedWithin = 4*time.Second + 2*time.Second + 10*time.Second
 
 // Two replicas share one PostgreSQL schema. A resource-group delete started
 // on B stalls inside its work and B is SIGKILLed: polling the operation
@@ -31,6 +31,7 @@ func TestReplicaDeathFailsItsOperations(t *testing.T) {
 	}
 	opts := backends(t)[1].opts(t) // a fresh PostgreSQL schema
 	opts.DataDir = t.TempDir()     // shared: root key, TLS material, admin credential
+	opts.Args = append(opts.Args, "--operation-lease-ttl", "4s")
 	schema := ""
 	for i, a := range opts.Args {
 		if a == "--store-schema" && i+1 < len(opts.Args) {

@@ -45,6 +45,11 @@ type Config struct {
 	// without renewal; a crashed replica's work resumes elsewhere after it.
 	RotationLeaseTTL time.Duration
 
+	// OperationLeaseTTL is how long a replica's claim on a long-running ARM
+	// operation lasts without renewal; after it, any replica fails the
+	// operation as interrupted so clients get a final answer.
+	OperationLeaseTTL time.Duration
+
 	// AuditFailOpen serves requests whose audit event could not be written
 	// (counted in keyhaven_audit_fail_open_total) instead of refusing them.
 	AuditFailOpen bool
@@ -72,6 +77,7 @@ func DefaultConfig() Config {
 		Locations:            []string{"local"},
 		RotationInterval:     15 * time.Second,
 		RotationLeaseTTL:     2 * time.Minute,
+		OperationLeaseTTL:    30 * time.Second,
 		ThrottleTransactions: 4000,
 		ThrottleCreates:      300,
 		MaxBodyBytes:         1 << 20,
@@ -118,6 +124,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.TargetAllowPlainHTTP, "target-allow-plain-http", os.Getenv("KEYHAVEN_TARGET_ALLOW_PLAIN_HTTP") == "true", "allow redfish+http:// rotation targets (labs only)")
 	fs.DurationVar(&c.RotationInterval, "rotation-interval", c.RotationInterval, "how often the rotation scheduler looks for due credentials")
 	fs.DurationVar(&c.RotationLeaseTTL, "rotation-lease-ttl", c.RotationLeaseTTL, "how long a replica's claim on a rotation lasts without renewal")
+	fs.DurationVar(&c.OperationLeaseTTL, "operation-lease-ttl", c.OperationLeaseTTL, "how long a replica's claim on a long-running ARM operation lasts without renewal")
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")

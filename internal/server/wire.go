@@ -80,6 +80,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	armSrv := arm.New(st, engine, clk, arm.Options{
 		BaseURL: cfg.BaseURL(), TenantID: boot.TenantID, MaxBodyBytes: cfg.MaxBodyBytes,
 		Locations: append(append([]string{}, cfg.Locations...), arm.DefaultLocations...), Logger: log,
+		OperationLeaseTTL: cfg.OperationLeaseTTL,
 	})
 	kvp := keyvault.New(st, clk, keyvault.Options{VaultDomain: cfg.VaultDomain, VaultPort: cfg.PublicPort})
 	armSrv.Register(kvp)
@@ -239,6 +240,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	stopBG()
 	armSrv.Wait()
+	// Every queued audit event belongs to a request that shutdown already
+	// waited for; Close refuses stragglers and waits for the last commit.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cerr := auditLog.Close(cctx); cerr != nil {
+		log.Warn("audit log close", "err", cerr)
+	}
 	return err
 }
 
