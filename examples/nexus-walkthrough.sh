@@ -145,6 +145,7 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 expect_match "status names the missing permission" "$msg" "MissingManagedIdentityOperator"
+expect_match "an alert says so" "$(keyhaven networkcloud cluster alert list --ids "$clusterId" --query '[].code' -o tsv)" "MissingManagedIdentityOperator"
 expect_eq "nothing delivered without it" "$(versions_total)" "$before"
 
 step "Add a permission to User-assigned identity: Managed Identity Operator for the platform application"
@@ -183,5 +184,7 @@ keyhaven keyvault secret list-versions --vault-name custvault --name "$name" -o 
 n=$(keyhaven keyvault secret list-versions --vault-name custvault --name "$name" --query 'length(@)' -o tsv)
 [ "$n" -ge 4 ] && ok "$name has $n versions" || fail "$name has only $n versions"
 expect_eq "cluster status" "$(keyhaven networkcloud cluster show --ids "$clusterId" --query detailedStatus -o tsv)" "Running"
+expect_eq "no active alerts" "$(keyhaven networkcloud cluster alert list --ids "$clusterId" --query 'length(@)' -o tsv)" "0"
+expect_match "the cleared alert is kept" "$(keyhaven networkcloud cluster alert list --ids "$clusterId" --include-cleared --query '[].code' -o tsv)" "MissingManagedIdentityOperator"
 
 printf '\n1 passed, 0 failed: the Operator Nexus walkthrough\n'
