@@ -78,7 +78,7 @@ func TestCLIControlPlane(t *testing.T) {
 	fails("ScopeLocked", "keyvault", "update", "-n", "fwvault", "-g", "rg1", "--default-action", "Allow")
 	// Locks govern the control plane only: the data plane still works.
 	kh("keyvault", "network-rule", "list", "-n", "fwvault", "-g", "rg1", "-o", "none")
-	if !strings.Contains(kh("lock", "list", "-g", "rg1", "--query", "[].properties.level", "-o", "tsv"), "ReadOnly") {
+	if !strings.Contains(kh("lock", "list", "-g", "rg1", "--query", "[].level", "-o", "tsv"), "ReadOnly") {
 		t.Fatal("lock not listed")
 	}
 	kh("lock", "delete", "-n", "ro", "-g", "rg1", "--resource", "fwvault", "--resource-type", "Microsoft.KeyVault/vaults")

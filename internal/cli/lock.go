@@ -105,7 +105,7 @@ func newLockCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(v)
+			return a.print(flattenLock(v))
 		},
 	}
 	create.Flags().StringVarP(&name, "name", "n", "", "Name of the lock.")
@@ -123,6 +123,9 @@ func newLockCmd(a *app) *cobra.Command {
 			items, err := a.armList(cmd.Context(), scope+authzProviders+"/locks", apiLocks, nil)
 			if err != nil {
 				return err
+			}
+			for i := range items {
+				items[i] = flattenLock(items[i])
 			}
 			return a.print(items)
 		},
@@ -172,4 +175,27 @@ func newLockCmd(a *app) *cobra.Command {
 
 	cmd.AddCommand(create, list, del)
 	return cmd
+}
+
+// flattenLock shows a lock as az does: level, notes and owners beside id,
+// name and type, plus the resource group the lock's scope is in.
+func flattenLock(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := map[string]any{"id": m["id"], "name": m["name"], "type": m["type"], "level": nil, "notes": nil, "owners": nil}
+	if p, ok := m["properties"].(map[string]any); ok {
+		for _, k := range []string{"level", "notes", "owners"} {
+			if p[k] != nil {
+				out[k] = p[k]
+			}
+		}
+	}
+	if id, ok := m["id"].(string); ok {
+		if r, err := parseResourceID(id); err == nil && r.ResourceGroup != "" {
+			out["resourceGroup"] = r.ResourceGroup
+		}
+	}
+	return out
 }
