@@ -59,3 +59,49 @@ func PrefixEnd(prefix string) (end string, ok bool) {
 	}
 	return "", false
 }
+
+// CheckPut validates a Put's key, value and precondition, in the order every
+// backend reports them.
+func CheckPut(key string, value []byte, ifVersion int64) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if err := CheckValue(value); err != nil {
+		return err
+	}
+	return CheckPrecondition(ifVersion)
+}
+
+// CheckDelete validates a Delete's key and precondition. Absent is
+// ErrConflict without touching storage: "delete it, provided it does not
+// exist" can never hold.
+func CheckDelete(key string, ifVersion int64) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if err := CheckPrecondition(ifVersion); err != nil {
+		return err
+	}
+	if ifVersion == Absent {
+		return ErrConflict
+	}
+	return nil
+}
+
+// PutOutcome maps the rows a conditional Put statement touched to its
+// result: a Put always writes its row unless the precondition failed.
+func PutOutcome(rowsAffected int64) error {
+	if rowsAffected == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// DeleteOutcome maps the rows a Delete statement touched to its result:
+// with Any a missing key is not an error; with a version it is ErrConflict.
+func DeleteOutcome(ifVersion, rowsAffected int64) error {
+	if ifVersion != Any && rowsAffected == 0 {
+		return ErrConflict
+	}
+	return nil
+}

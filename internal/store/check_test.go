@@ -73,6 +73,21 @@ func TestChecks(t *testing.T) {
 		{name: "fail/precondition-negative", err: CheckPrecondition(-2), want: errAny},
 		{name: "fail/list-negative-limit", err: CheckList("a", ListOptions{Limit: -1}), want: errAny},
 		{name: "fail/list-long-after", err: CheckList("a", ListOptions{After: strings.Repeat("k", MaxKeyLen+1)}), want: ErrTooLarge},
+		{name: "ok/put-any", err: CheckPut("k", []byte("v"), Any)},
+		{name: "ok/put-absent", err: CheckPut("k", nil, Absent)},
+		{name: "fail/put-long-key", err: CheckPut(strings.Repeat("k", MaxKeyLen+1), nil, Any), want: ErrTooLarge},
+		{name: "fail/put-large-value", err: CheckPut("k", make([]byte, MaxValueLen+1), Any), want: ErrTooLarge},
+		{name: "fail/put-bad-precondition", err: CheckPut("k", nil, -2), want: errAny},
+		{name: "ok/delete-any", err: CheckDelete("k", Any)},
+		{name: "ok/delete-version", err: CheckDelete("k", 7)},
+		{name: "fail/delete-absent", err: CheckDelete("k", Absent), want: ErrConflict},
+		{name: "fail/delete-long-key", err: CheckDelete(strings.Repeat("k", MaxKeyLen+1), Absent), want: ErrTooLarge},
+		{name: "fail/delete-bad-precondition", err: CheckDelete("k", -2), want: errAny},
+		{name: "ok/put-wrote", err: PutOutcome(1)},
+		{name: "fail/put-wrote-nothing", err: PutOutcome(0), want: ErrConflict},
+		{name: "ok/delete-any-missing", err: DeleteOutcome(Any, 0)},
+		{name: "ok/delete-version-deleted", err: DeleteOutcome(3, 1)},
+		{name: "fail/delete-version-missed", err: DeleteOutcome(3, 0), want: ErrConflict},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

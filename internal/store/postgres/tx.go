@@ -167,13 +167,7 @@ func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion in
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := store.CheckKey(key); err != nil {
-		return 0, err
-	}
-	if err := store.CheckValue(value); err != nil {
-		return 0, err
-	}
-	if err := store.CheckPrecondition(ifVersion); err != nil {
+	if err := store.CheckPut(key, value, ifVersion); err != nil {
 		return 0, err
 	}
 	rev, err := w.revision(ctx)
@@ -203,8 +197,8 @@ func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion in
 	if err != nil {
 		return 0, w.note(fmt.Errorf("postgres: put: %w", err))
 	}
-	if tag.RowsAffected() == 0 {
-		return 0, store.ErrConflict
+	if err := store.PutOutcome(tag.RowsAffected()); err != nil {
+		return 0, err
 	}
 	return rev, nil
 }
@@ -216,29 +210,17 @@ func (w *writer) Delete(ctx context.Context, key string, ifVersion int64) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := store.CheckKey(key); err != nil {
+	if err := store.CheckDelete(key, ifVersion); err != nil {
 		return err
 	}
-	if err := store.CheckPrecondition(ifVersion); err != nil {
-		return err
+	query, args := `DELETE FROM kv WHERE key = $1`, []any{blob(key)}
+	if ifVersion != store.Any {
+		query += ` AND version = $2`
+		args = append(args, ifVersion)
 	}
-	switch {
-	case ifVersion == store.Absent:
-		// "Delete it, provided it does not exist" can never hold.
-		return store.ErrConflict
-	case ifVersion == store.Any:
-		if _, err := w.q.Exec(ctx, `DELETE FROM kv WHERE key = $1`, blob(key)); err != nil {
-			return w.note(fmt.Errorf("postgres: delete: %w", err))
-		}
-		return nil
-	default:
-		tag, err := w.q.Exec(ctx, `DELETE FROM kv WHERE key = $1 AND version = $2`, blob(key), ifVersion)
-		if err != nil {
-			return w.note(fmt.Errorf("postgres: delete: %w", err))
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrConflict
-		}
-		return nil
+	tag, err := w.q.Exec(ctx, query, args...)
+	if err != nil {
+		return w.note(fmt.Errorf("postgres: delete: %w", err))
 	}
+	return store.DeleteOutcome(ifVersion, tag.RowsAffected())
 }

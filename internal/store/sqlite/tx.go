@@ -146,13 +146,7 @@ func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion in
 	if w.done {
 		return 0, errTxDone
 	}
-	if err := store.CheckKey(key); err != nil {
-		return 0, err
-	}
-	if err := store.CheckValue(value); err != nil {
-		return 0, err
-	}
-	if err := store.CheckPrecondition(ifVersion); err != nil {
+	if err := store.CheckPut(key, value, ifVersion); err != nil {
 		return 0, err
 	}
 	rev, err := w.revision(ctx)
@@ -184,8 +178,8 @@ func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion in
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: put: %w", err)
 	}
-	if n == 0 {
-		return 0, store.ErrConflict
+	if err := store.PutOutcome(n); err != nil {
+		return 0, err
 	}
 	return rev, nil
 }
@@ -194,27 +188,15 @@ func (w *writer) Delete(ctx context.Context, key string, ifVersion int64) error 
 	if w.done {
 		return errTxDone
 	}
-	if err := store.CheckKey(key); err != nil {
+	if err := store.CheckDelete(key, ifVersion); err != nil {
 		return err
 	}
-	if err := store.CheckPrecondition(ifVersion); err != nil {
-		return err
+	query, args := `DELETE FROM kv WHERE key = ?`, []any{blob(key)}
+	if ifVersion != store.Any {
+		query += ` AND version = ?`
+		args = append(args, ifVersion)
 	}
-	var res sql.Result
-	var err error
-	switch {
-	case ifVersion == store.Absent:
-		// "Delete it, provided it does not exist" can never hold.
-		return store.ErrConflict
-	case ifVersion == store.Any:
-		_, err = w.q.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, blob(key))
-		if err != nil {
-			return fmt.Errorf("sqlite: delete: %w", err)
-		}
-		return nil
-	default:
-		res, err = w.q.ExecContext(ctx, `DELETE FROM kv WHERE key = ? AND version = ?`, blob(key), ifVersion)
-	}
+	res, err := w.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete: %w", err)
 	}
@@ -222,8 +204,5 @@ func (w *writer) Delete(ctx context.Context, key string, ifVersion int64) error 
 	if err != nil {
 		return fmt.Errorf("sqlite: delete: %w", err)
 	}
-	if n == 0 {
-		return store.ErrConflict
-	}
-	return nil
+	return store.DeleteOutcome(ifVersion, n)
 }
