@@ -102,18 +102,29 @@ func retryConflicts(fn func() error) error {
 	return err
 }
 
-func (s *Service) setSecret(rq *request) (int, any, error) {
+// readSecretBody reads and parses a set (requireValue) or update body.
+func readSecretBody(rq *request, requireValue bool) (*setRequest, *azerr.Error) {
 	body, e := readBody(rq, maxSetBodyBytes)
 	if e != nil {
-		return 0, nil, e
+		return nil, e
 	}
-	req, e := parseSecretBody(body, true)
+	return parseSecretBody(body, requireValue)
+}
+
+// secretNames returns the vault's internal id, the secret name as routed,
+// and the lower-cased name that keys its records (names are
+// case-insensitive).
+func (rq *request) secretNames() (iid, name, lname string) {
+	return rq.vault.InternalID, rq.route.Name, strings.ToLower(rq.route.Name)
+}
+
+func (s *Service) setSecret(rq *request) (int, any, error) {
+	req, e := readSecretBody(rq, true)
 	if e != nil {
 		return 0, nil, e
 	}
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
 	var m meta
 	var sealed []byte
@@ -265,17 +276,12 @@ func (s *Service) getSecret(rq *request) (int, any, error) {
 }
 
 func (s *Service) updateSecret(rq *request) (int, any, error) {
-	body, e := readBody(rq, maxSetBodyBytes)
-	if e != nil {
-		return 0, nil, e
-	}
-	req, e := parseSecretBody(body, false)
+	req, e := readSecretBody(rq, false)
 	if e != nil {
 		return 0, nil, e
 	}
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
 	var m meta
 	err := retryConflicts(func() error {
@@ -321,8 +327,7 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 
 func (s *Service) deleteSecret(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
 	var d deletedRec
 	err := retryConflicts(func() error {
@@ -369,8 +374,7 @@ func (s *Service) getDeleted(rq *request) (int, any, error) {
 
 func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	var m meta
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
@@ -401,8 +405,7 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 
 func (s *Service) purgeDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	err := retryConflicts(func() error {
 		return s.st.Update(ctx, func(tx store.Tx) error {
 			d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
@@ -506,8 +509,7 @@ func (s *Service) listSecrets(rq *request) (int, any, error) {
 
 func (s *Service) listVersions(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	iid, name := rq.vault.InternalID, rq.route.Name
-	lname := strings.ToLower(name)
+	iid, name, lname := rq.secretNames()
 	ok, err := exists(ctx, s.st, headKey(iid, lname))
 	if err != nil {
 		return 0, nil, err
