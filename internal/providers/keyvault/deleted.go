@@ -185,36 +185,18 @@ func (p *Provider) PurgeExpired(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-type checkNameResult struct {
-	NameAvailable bool   `json:"nameAvailable"`
-	Reason        string `json:"reason,omitempty"`
-	Message       string `json:"message,omitempty"`
-}
-
 // serveCheckName is POST /subscriptions/{s}/providers/Microsoft.KeyVault/checkNameAvailability.
 func (p *Provider) serveCheckName(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	if req.Kind != arm.KindAction || req.ID.SubscriptionID == "" || req.ID.ResourceGroup != "" {
-		return nil, arm.MethodNotAllowed(req.Method)
-	}
-	var body struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
-	}
-	if err := arm.DecodeJSON(req.Body, &body); err != nil {
+	body, err := arm.DecodeCheckName(req)
+	if err != nil {
 		return nil, err
 	}
 	if !strings.EqualFold(body.Type, VaultType) {
 		return nil, badProp("type", "The type '%s' is invalid; the only valid value is '%s'.", clip(body.Type, 60), VaultType)
 	}
-	if err := ValidateVaultName(body.Name); err != nil {
-		return arm.OK(checkNameResult{Reason: "AccountNameInvalid", Message: azerr.From(err).Message}), nil
+	lookup := func(name string) error {
+		_, _, err := p.get(ctx, p.st, name)
+		return err
 	}
-	_, _, err := p.get(ctx, p.st, body.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return arm.OK(checkNameResult{NameAvailable: true}), nil
-	case err != nil:
-		return nil, azerr.Internal(err)
-	}
-	return arm.OK(checkNameResult{Reason: "AlreadyExists", Message: azerr.From(nameTaken(body.Name)).Message}), nil
+	return arm.AnswerCheckName(body.Name, ValidateVaultName, lookup, azerr.From(nameTaken(body.Name)).Message)
 }

@@ -448,28 +448,12 @@ func (p *Provider) listVaults(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err != nil {
 		return nil, azerr.Internal(err)
 	}
-	items := make([]arm.Resource, 0, len(vs))
-	for _, v := range vs {
-		items = append(items, p.render(v))
-	}
-	page, err := arm.Paginate(req, items, func(r arm.Resource) string { return strings.ToLower(r.ID) })
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(page), nil
+	return arm.RenderPage(req, vs, p.render, func(r arm.Resource) string { return strings.ToLower(r.ID) })
 }
 
 // ListResources lists active vaults for the generic resource lists.
 func (p *Provider) ListResources(ctx context.Context, sub, rg string) ([]arm.GenericResource, error) {
-	vs, err := p.listActive(ctx, sub, rg)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]arm.GenericResource, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, generic(v))
-	}
-	return out, nil
+	return arm.ListGeneric(ctx, sub, rg, p.listActive, generic)
 }
 
 // DeleteGroupResources soft-deletes every active vault of a resource group

@@ -362,28 +362,13 @@ func (p *Provider) list(ctx context.Context, req *arm.Request) (*arm.Response, e
 	if err != nil {
 		return nil, azerr.Internal(err)
 	}
-	items := make([]arm.Resource, 0, len(rs))
-	for _, r := range rs {
-		items = append(items, render(r, req.APIVersion))
-	}
-	page, err := arm.Paginate(req, items, func(r arm.Resource) string { return strings.ToLower(r.ID) })
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(page), nil
+	renderAt := func(r *record) arm.Resource { return render(r, req.APIVersion) }
+	return arm.RenderPage(req, rs, renderAt, func(r arm.Resource) string { return strings.ToLower(r.ID) })
 }
 
 // ListResources lists identities for the generic resource lists.
 func (p *Provider) ListResources(ctx context.Context, sub, rg string) ([]arm.GenericResource, error) {
-	rs, err := p.listRecords(ctx, sub, rg)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]arm.GenericResource, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, generic(r))
-	}
-	return out, nil
+	return arm.ListGeneric(ctx, sub, rg, p.listRecords, generic)
 }
 
 // DeleteGroupResources deletes every identity of a resource group, as a

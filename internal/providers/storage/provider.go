@@ -373,28 +373,12 @@ func (p *Provider) listAccounts(ctx context.Context, req *arm.Request) (*arm.Res
 	if err != nil {
 		return nil, azerr.Internal(err)
 	}
-	items := make([]account, 0, len(as))
-	for _, a := range as {
-		items = append(items, p.render(a))
-	}
-	page, err := arm.Paginate(req, items, func(a account) string { return strings.ToLower(a.ID) })
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(page), nil
+	return arm.RenderPage(req, as, p.render, func(a account) string { return strings.ToLower(a.ID) })
 }
 
 // ListResources lists accounts for the generic resource lists.
 func (p *Provider) ListResources(ctx context.Context, sub, rg string) ([]arm.GenericResource, error) {
-	as, err := p.listRecords(ctx, sub, rg)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]arm.GenericResource, 0, len(as))
-	for _, a := range as {
-		out = append(out, generic(a))
-	}
-	return out, nil
+	return arm.ListGeneric(ctx, sub, rg, p.listRecords, generic)
 }
 
 // DeleteGroupResources deletes every account of a resource group, with
@@ -428,33 +412,16 @@ func (p *Provider) DeleteGroupResources(ctx context.Context, sub, rg string) err
 }
 
 func (p *Provider) serveCheckName(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	if req.Kind != arm.KindAction || req.ID.SubscriptionID == "" || req.ID.ResourceGroup != "" {
-		return nil, arm.MethodNotAllowed(req.Method)
-	}
-	var body struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
-	}
-	if err := arm.DecodeJSON(req.Body, &body); err != nil {
+	body, err := arm.DecodeCheckName(req)
+	if err != nil {
 		return nil, err
 	}
 	if !strings.EqualFold(body.Type, AccountType) {
 		return nil, arm.BadRequest("InvalidResourceType", "The type must be '%s'.", AccountType).WithTarget("type")
 	}
-	type answer struct {
-		NameAvailable bool   `json:"nameAvailable"`
-		Reason        string `json:"reason,omitempty"`
-		Message       string `json:"message,omitempty"`
+	lookup := func(name string) error {
+		_, _, err := p.get(ctx, p.st, name)
+		return err
 	}
-	if err := ValidateAccountName(body.Name); err != nil {
-		return arm.OK(answer{Reason: "AccountNameInvalid", Message: azerr.From(err).Message}), nil
-	}
-	_, _, err := p.get(ctx, p.st, body.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return arm.OK(answer{NameAvailable: true}), nil
-	case err != nil:
-		return nil, azerr.Internal(err)
-	}
-	return arm.OK(answer{Reason: "AlreadyExists", Message: fmt.Sprintf("The storage account named %s is already taken.", body.Name)}), nil
+	return arm.AnswerCheckName(body.Name, ValidateAccountName, lookup, fmt.Sprintf("The storage account named %s is already taken.", body.Name))
 }
