@@ -8,7 +8,6 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
-	"github.com/keyhaven/keyhaven/internal/identity"
 	"github.com/keyhaven/keyhaven/internal/rotation"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
@@ -202,18 +201,7 @@ func (p *Provider) serveClusters(ctx context.Context, req *arm.Request) (*arm.Re
 	}
 	switch req.Method {
 	case http.MethodGet:
-		c, _, err := store.GetJSON[clusterRecord](ctx, p.st, keyOf(req.ID))
-		if isNotFound(err) {
-			return nil, arm.ResourceNotFound(req.ID)
-		}
-		if err != nil {
-			return nil, azerr.Internal(err)
-		}
-		res, err := p.renderClusterEnvelope(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		return arm.OK(res), nil
+		return getRendered(ctx, p.st, req, p.renderClusterEnvelope)
 	case http.MethodPut:
 		return p.putCluster(ctx, req)
 	case http.MethodPatch:
@@ -228,23 +216,7 @@ func (p *Provider) listClusters(ctx context.Context, req *arm.Request) (*arm.Res
 	if req.ID.SubscriptionID == "" {
 		return nil, azerr.NotFound("NotFound", "Clusters are listed per subscription or resource group.")
 	}
-	cs, err := listScope[clusterRecord](ctx, p.st, typeClusters, req.ID.SubscriptionID, req.ID.ResourceGroup)
-	if err != nil {
-		return nil, azerr.Internal(err)
-	}
-	items := make([]clusterResource, 0, len(cs))
-	for _, c := range cs {
-		r, err := p.renderClusterEnvelope(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, r)
-	}
-	page, err := arm.Paginate(req, items, func(r clusterResource) string { return strings.ToLower(r.ID) })
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(page), nil
+	return listRendered(ctx, p.st, req, typeClusters, p.renderClusterEnvelope, func(r clusterResource) string { return r.ID })
 }
 
 func present(raw json.RawMessage) bool { return len(raw) > 0 }
@@ -437,14 +409,8 @@ func (p *Provider) putCluster(ctx context.Context, req *arm.Request) (*arm.Respo
 			return nil, err
 		}
 	}
-	if body.Identity != nil || !exists {
-		spec := identity.IdentitySpec{}
-		if body.Identity != nil {
-			spec = body.Identity.spec()
-		}
-		if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, id.SubscriptionID), id.String(), spec); err != nil {
-			return nil, identityErr(err)
-		}
+	if err := p.setIdentity(ctx, req, id.SubscriptionID, id.String(), body.Identity, !exists); err != nil {
+		return nil, err
 	}
 	err = p.st.Update(ctx, func(tx store.Tx) error {
 		_, ver, err := store.GetJSON[clusterRecord](ctx, tx, keyOf(id))
@@ -655,10 +621,8 @@ func (p *Provider) patchCluster(ctx context.Context, req *arm.Request) (*arm.Res
 			return nil, err
 		}
 	}
-	if body.Identity != nil {
-		if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, id.SubscriptionID), id.String(), body.Identity.spec()); err != nil {
-			return nil, identityErr(err)
-		}
+	if err := p.setIdentity(ctx, req, id.SubscriptionID, id.String(), body.Identity, false); err != nil {
+		return nil, err
 	}
 	if body.Tags != nil {
 		c.Tags = *body.Tags

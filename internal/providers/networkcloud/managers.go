@@ -8,7 +8,6 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
-	"github.com/keyhaven/keyhaven/internal/identity"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -139,18 +138,7 @@ func (p *Provider) serveManagers(ctx context.Context, req *arm.Request) (*arm.Re
 	}
 	switch req.Method {
 	case http.MethodGet:
-		m, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(req.ID))
-		if isNotFound(err) {
-			return nil, arm.ResourceNotFound(req.ID)
-		}
-		if err != nil {
-			return nil, azerr.Internal(err)
-		}
-		res, err := p.renderManager(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		return arm.OK(res), nil
+		return getRendered(ctx, p.st, req, p.renderManager)
 	case http.MethodPut:
 		return p.putManager(ctx, req)
 	case http.MethodPatch:
@@ -165,23 +153,7 @@ func (p *Provider) listManagers(ctx context.Context, req *arm.Request) (*arm.Res
 	if req.ID.SubscriptionID == "" {
 		return nil, azerr.NotFound("NotFound", "Cluster managers are listed per subscription or resource group.")
 	}
-	ms, err := listScope[managerRecord](ctx, p.st, typeManagers, req.ID.SubscriptionID, req.ID.ResourceGroup)
-	if err != nil {
-		return nil, azerr.Internal(err)
-	}
-	items := make([]arm.Resource, 0, len(ms))
-	for _, m := range ms {
-		r, err := p.renderManager(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, r)
-	}
-	page, err := arm.Paginate(req, items, func(r arm.Resource) string { return strings.ToLower(r.ID) })
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(page), nil
+	return listRendered(ctx, p.st, req, typeManagers, p.renderManager, func(r arm.Resource) string { return r.ID })
 }
 
 func validateManagedRG(target string, c *managedRGConfig) error {
@@ -292,18 +264,12 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	if body.Identity != nil || existing == nil {
-		spec := identity.IdentitySpec{}
-		if body.Identity != nil {
-			spec = body.Identity.spec()
+	if err := p.setIdentity(ctx, req, id.SubscriptionID, id.String(), body.Identity, existing == nil); err != nil {
+		if existing == nil {
+			// The manager was never usable; do not leave it behind.
+			_ = p.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, keyOf(id), store.Any) })
 		}
-		if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, id.SubscriptionID), id.String(), spec); err != nil {
-			if existing == nil {
-				// The manager was never usable; do not leave it behind.
-				_ = p.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, keyOf(id), store.Any) })
-			}
-			return nil, identityErr(err)
-		}
+		return nil, err
 	}
 	cur, _, err := store.GetJSON[managerRecord](ctx, p.st, keyOf(id))
 	if err != nil {
@@ -385,10 +351,8 @@ func (p *Provider) patchManager(ctx context.Context, req *arm.Request) (*arm.Res
 	if err != nil {
 		return nil, azerr.Internal(err)
 	}
-	if body.Identity != nil {
-		if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, req.ID.SubscriptionID), m.id().String(), body.Identity.spec()); err != nil {
-			return nil, identityErr(err)
-		}
+	if err := p.setIdentity(ctx, req, req.ID.SubscriptionID, m.id().String(), body.Identity, false); err != nil {
+		return nil, err
 	}
 	err = p.st.Update(ctx, func(tx store.Tx) error {
 		cur, ver, err := store.GetJSON[managerRecord](ctx, tx, keyOf(req.ID))

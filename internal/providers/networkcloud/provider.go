@@ -153,6 +153,62 @@ func listScope[T any](ctx context.Context, r store.Reader, typ, sub, rg string) 
 	return listJSON[T](ctx, r, pfx)
 }
 
+// getRendered answers a GET of the record of type T at req.ID.
+func getRendered[T, R any](ctx context.Context, r store.Reader, req *arm.Request, render func(context.Context, *T) (R, error)) (*arm.Response, error) {
+	rec, _, err := store.GetJSON[T](ctx, r, keyOf(req.ID))
+	if isNotFound(err) {
+		return nil, arm.ResourceNotFound(req.ID)
+	}
+	if err != nil {
+		return nil, azerr.Internal(err)
+	}
+	res, err := render(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return arm.OK(res), nil
+}
+
+// listRendered answers a list of the records of type typ in req's
+// subscription or group, paged in order of their lower-cased IDs.
+func listRendered[T, R any](ctx context.Context, r store.Reader, req *arm.Request, typ string,
+	render func(context.Context, *T) (R, error), id func(R) string) (*arm.Response, error) {
+	recs, err := listScope[T](ctx, r, typ, req.ID.SubscriptionID, req.ID.ResourceGroup)
+	if err != nil {
+		return nil, azerr.Internal(err)
+	}
+	items := make([]R, 0, len(recs))
+	for _, rec := range recs {
+		res, err := render(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, res)
+	}
+	page, err := arm.Paginate(req, items, func(r R) string { return strings.ToLower(id(r)) })
+	if err != nil {
+		return nil, err
+	}
+	return arm.OK(page), nil
+}
+
+// setIdentity applies a request's identity block to the resource id in
+// subscription sub; a resource being created without one still gets an
+// (empty) identity record.
+func (p *Provider) setIdentity(ctx context.Context, req *arm.Request, sub, id string, body *identityBody, creating bool) error {
+	if body == nil && !creating {
+		return nil
+	}
+	spec := identity.IdentitySpec{}
+	if body != nil {
+		spec = body.spec()
+	}
+	if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, sub), id, spec); err != nil {
+		return identityErr(err)
+	}
+	return nil
+}
+
 // storeErr keeps *azerr.Error and hides the rest behind a 500; a lost
 // optimistic race is a retryable 409.
 func storeErr(err error) error {
