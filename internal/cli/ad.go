@@ -62,23 +62,35 @@ func newADUserCreateCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func newADUserShowCmd(a *app) *cobra.Command {
+// adIDCmd is an `ad` verb on one object named by a required --id.
+func adIDCmd(use, short, idHelp string, run func(cmd *cobra.Command, id string) error) *cobra.Command {
 	var id string
 	cmd := &cobra.Command{
-		Use: "show", Short: "Get the details of a user.", Args: cobra.NoArgs,
+		Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if id == "" {
 				return usageErrorf("the following arguments are required: --id")
 			}
-			u, err := a.user(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return a.print(u)
+			return run(cmd, id)
 		},
 	}
-	cmd.Flags().StringVar(&id, "id", "", "The user's object id or principal name.")
+	cmd.Flags().StringVar(&id, "id", "", idHelp)
 	return cmd
+}
+
+const (
+	userIDHelp = "The user's object id or principal name."
+	spIDHelp   = "Service principal name, appId or object id."
+)
+
+func newADUserShowCmd(a *app) *cobra.Command {
+	return adIDCmd("show", "Get the details of a user.", userIDHelp, func(cmd *cobra.Command, id string) error {
+		u, err := a.user(cmd.Context(), id)
+		if err != nil {
+			return err
+		}
+		return a.print(u)
+	})
 }
 
 // filterObjects keeps directory objects whose field equals (or, for display
@@ -118,23 +130,14 @@ func newADUserListCmd(a *app) *cobra.Command {
 }
 
 func newADUserDeleteCmd(a *app) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use: "delete", Short: "Delete a user.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" {
-				return usageErrorf("the following arguments are required: --id")
-			}
-			k, err := graphKey(id)
-			if err != nil {
-				return err
-			}
-			_, err = a.graph(cmd.Context(), http.MethodDelete, "/users/"+k, nil)
+	return adIDCmd("delete", "Delete a user.", userIDHelp, func(cmd *cobra.Command, id string) error {
+		k, err := graphKey(id)
+		if err != nil {
 			return err
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "The user's object id or principal name.")
-	return cmd
+		}
+		_, err = a.graph(cmd.Context(), http.MethodDelete, "/users/"+k, nil)
+		return err
+	})
 }
 
 func newADSPCreateForRBACCmd(a *app) *cobra.Command {
@@ -241,22 +244,13 @@ func (a *app) createForRBAC(ctx context.Context, name, role string, scopes []str
 }
 
 func newADSPShowCmd(a *app) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use: "show", Short: "Get the details of a service principal.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" {
-				return usageErrorf("the following arguments are required: --id")
-			}
-			sp, err := a.servicePrincipal(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return a.print(sp)
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "Service principal name, appId or object id.")
-	return cmd
+	return adIDCmd("show", "Get the details of a service principal.", spIDHelp, func(cmd *cobra.Command, id string) error {
+		sp, err := a.servicePrincipal(cmd.Context(), id)
+		if err != nil {
+			return err
+		}
+		return a.print(sp)
+	})
 }
 
 func newADSPListCmd(a *app) *cobra.Command {
@@ -298,37 +292,28 @@ func orEmptyAny(s []any) []any {
 }
 
 func newADSPDeleteCmd(a *app) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use: "delete", Short: "Delete a service principal.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" {
-				return usageErrorf("the following arguments are required: --id")
-			}
-			sp, err := a.servicePrincipal(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			k, err := graphKey(strField(sp, "id"))
-			if err != nil {
-				return err
-			}
-			_, err = a.graph(cmd.Context(), http.MethodDelete, "/servicePrincipals/"+k, nil)
-			var ae *azerr.Error
-			if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
-				// keyhaven ties a service principal to its application; a
-				// server without the service-principal delete route removes both.
-				appID, err := graphKey(strField(sp, "appId"))
-				if err != nil {
-					return err
-				}
-				a.warn("The server cannot delete a service principal alone; deleting its application %s.", strField(sp, "appId"))
-				_, err = a.graph(cmd.Context(), http.MethodDelete, "/applications/"+appID, nil)
-				return err
-			}
+	return adIDCmd("delete", "Delete a service principal.", spIDHelp, func(cmd *cobra.Command, id string) error {
+		sp, err := a.servicePrincipal(cmd.Context(), id)
+		if err != nil {
 			return err
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "Service principal name, appId or object id.")
-	return cmd
+		}
+		k, err := graphKey(strField(sp, "id"))
+		if err != nil {
+			return err
+		}
+		_, err = a.graph(cmd.Context(), http.MethodDelete, "/servicePrincipals/"+k, nil)
+		var ae *azerr.Error
+		if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
+			// keyhaven ties a service principal to its application; a
+			// server without the service-principal delete route removes both.
+			appID, err := graphKey(strField(sp, "appId"))
+			if err != nil {
+				return err
+			}
+			a.warn("The server cannot delete a service principal alone; deleting its application %s.", strField(sp, "appId"))
+			_, err = a.graph(cmd.Context(), http.MethodDelete, "/applications/"+appID, nil)
+			return err
+		}
+		return err
+	})
 }

@@ -168,6 +168,18 @@ func (f *identityFlags) bind(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.user, "mi-user-assigned", nil, "Space-separated resource IDs of user-assigned identities to assign.")
 }
 
+// addTo sets body's identity block when either flag was given.
+func (f *identityFlags) addTo(c *cobra.Command, body map[string]any) error {
+	ident, err := f.body(c)
+	if err != nil {
+		return err
+	}
+	if ident != nil {
+		body["identity"] = ident
+	}
+	return nil
+}
+
 // body returns the identity block, or nil when neither flag was given.
 func (f *identityFlags) body(c *cobra.Command) (map[string]any, error) {
 	if !c.Flags().Changed("mi-system-assigned") && !c.Flags().Changed("mi-user-assigned") {
@@ -307,12 +319,8 @@ func newClusterManagerCmd(a *app) *cobra.Command {
 			if err := addTags(cmd, body, tags); err != nil {
 				return err
 			}
-			ident, err := idf.body(cmd)
-			if err != nil {
+			if err := idf.addTo(cmd, body); err != nil {
 				return err
-			}
-			if ident != nil {
-				body["identity"] = ident
 			}
 			v, err := a.arm(cmd.Context(), armCall{method: http.MethodPut, path: p, apiVersion: apiNetworkCloud, body: body, noWait: t.noWait})
 			if err != nil || v == nil {
@@ -340,12 +348,8 @@ func newClusterManagerCmd(a *app) *cobra.Command {
 			if err := addTags(cmd, body, tags); err != nil {
 				return err
 			}
-			ident, err := idf.body(cmd)
-			if err != nil {
+			if err := idf.addTo(cmd, body); err != nil {
 				return err
-			}
-			if ident != nil {
-				body["identity"] = ident
 			}
 			v, err := eachTarget(paths, func(p string) (any, error) {
 				return a.arm(cmd.Context(), armCall{method: http.MethodPatch, path: p, apiVersion: apiNetworkCloud, body: body})
@@ -360,12 +364,7 @@ func newClusterManagerCmd(a *app) *cobra.Command {
 	update.Flags().StringArrayVar(&tags, "tags", nil, "Space-separated tags: key[=value] [key[=value] ...].")
 	idf.bind(update)
 
-	show := &cobra.Command{Use: "show", Short: "Get properties of the provided cluster manager.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncShow(cmd.Context(), &t, clusterManagerType) }}
-	t.bind(show, "The name of the cluster manager.", true, false, "cluster-manager-name")
-	list := &cobra.Command{Use: "list", Short: "List cluster managers in the resource group or subscription.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncList(cmd.Context(), t.rg, clusterManagerType) }}
-	list.Flags().StringVarP(&t.rg, "resource-group", "g", "", "Name of resource group.")
+	show, list := a.ncShowListCmds(&t, clusterManagerType, "cluster manager", "cluster-manager-name")
 	cmd.AddCommand(create, update, show, list, newNCDeleteCmd(a, "cluster manager", clusterManagerType, "cluster-manager-name"))
 	return cmd
 }
@@ -401,15 +400,22 @@ func addTags(cmd *cobra.Command, body map[string]any, tags []string) error {
 	return nil
 }
 
+// ncShowListCmds are the show and list verbs of a Network Cloud resource
+// type (noun, e.g. "bare metal machine"), named by --nameFlag.
+func (a *app) ncShowListCmds(t *ncTarget, typ, noun, nameFlag string) (show, list *cobra.Command) {
+	show = &cobra.Command{Use: "show", Short: "Get properties of the provided " + noun + ".", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncShow(cmd.Context(), t, typ) }}
+	t.bind(show, "The name of the "+noun+".", true, false, nameFlag)
+	list = &cobra.Command{Use: "list", Short: "List " + noun + "s in the resource group or subscription.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncList(cmd.Context(), t.rg, typ) }}
+	list.Flags().StringVarP(&t.rg, "resource-group", "g", "", "Name of resource group.")
+	return show, list
+}
+
 func newBareMetalMachineCmd(a *app) *cobra.Command {
 	cmd := newGroup("baremetalmachine", "Manage bare metal machines (created by cluster deploy).")
 	var t ncTarget
-	show := &cobra.Command{Use: "show", Short: "Get properties of the provided bare metal machine.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncShow(cmd.Context(), &t, bareMetalMachineType) }}
-	t.bind(show, "The name of the bare metal machine.", true, false, "bare-metal-machine-name")
-	list := &cobra.Command{Use: "list", Short: "List bare metal machines in the resource group or subscription.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncList(cmd.Context(), t.rg, bareMetalMachineType) }}
-	list.Flags().StringVarP(&t.rg, "resource-group", "g", "", "Name of resource group.")
+	show, list := a.ncShowListCmds(&t, bareMetalMachineType, "bare metal machine", "bare-metal-machine-name")
 	var evacuate string
 	cordon := &cobra.Command{Use: "cordon", Short: "Cordon the provided bare metal machine: its credentials are not rotated while cordoned.", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -437,12 +443,7 @@ func newBareMetalMachineCmd(a *app) *cobra.Command {
 func newStorageApplianceCmd(a *app) *cobra.Command {
 	cmd := newGroup("storageappliance", "Manage storage appliances (created by cluster deploy).")
 	var t ncTarget
-	show := &cobra.Command{Use: "show", Short: "Get properties of the provided storage appliance.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncShow(cmd.Context(), &t, storageApplianceType) }}
-	t.bind(show, "The name of the storage appliance.", true, false, "storage-appliance-name")
-	list := &cobra.Command{Use: "list", Short: "List storage appliances in the resource group or subscription.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ncList(cmd.Context(), t.rg, storageApplianceType) }}
-	list.Flags().StringVarP(&t.rg, "resource-group", "g", "", "Name of resource group.")
+	show, list := a.ncShowListCmds(&t, storageApplianceType, "storage appliance", "storage-appliance-name")
 	cmd.AddCommand(show, list)
 	return cmd
 }

@@ -166,12 +166,8 @@ func newNCClusterCreateCmd(a *app) *cobra.Command {
 			if err := addTags(cmd, body, tags); err != nil {
 				return err
 			}
-			ident, err := idf.body(cmd)
-			if err != nil {
+			if err := idf.addTo(cmd, body); err != nil {
 				return err
-			}
-			if ident != nil {
-				body["identity"] = ident
 			}
 			v, err := a.arm(cmd.Context(), armCall{method: http.MethodPut, path: p, apiVersion: apiNetworkCloud, body: body, noWait: t.noWait})
 			if err != nil || v == nil {
@@ -250,12 +246,8 @@ identity unless --mi-system-assigned is given too), as az does.`,
 			if err := addTags(cmd, body, tags); err != nil {
 				return err
 			}
-			ident, err := idf.body(cmd)
-			if err != nil {
+			if err := idf.addTo(cmd, body); err != nil {
 				return err
-			}
-			if ident != nil {
-				body["identity"] = ident
 			}
 			v, err := eachTarget(paths, func(p string) (any, error) {
 				return a.arm(cmd.Context(), armCall{method: http.MethodPatch, path: p, apiVersion: apiNetworkCloud, body: body, noWait: t.noWait})

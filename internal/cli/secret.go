@@ -268,16 +268,22 @@ func (a *app) secretGet(cmd *cobra.Command, f *secretFlags, method, coll, suffix
 	return a.print(withName(v))
 }
 
-func newSecretShowCmd(a *app) *cobra.Command {
+// secretCallCmd is a secret verb that is one secretGet call on the secret
+// the flags name; withVersion adds --version.
+func secretCallCmd(a *app, use, short string, withVersion bool, method, coll, suffix string, collections ...string) *cobra.Command {
 	var f secretFlags
 	cmd := &cobra.Command{
-		Use: "show", Short: "Get a specified secret from a given key vault.", Args: cobra.NoArgs,
+		Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, http.MethodGet, "secrets", "")
+			return a.secretGet(cmd, &f, method, coll, suffix, collections...)
 		},
 	}
-	f.bind(cmd, true, true)
+	f.bind(cmd, withVersion, true)
 	return cmd
+}
+
+func newSecretShowCmd(a *app) *cobra.Command {
+	return secretCallCmd(a, "show", "Get a specified secret from a given key vault.", true, http.MethodGet, "secrets", "")
 }
 
 func newSecretListCmd(a *app) *cobra.Command {
@@ -382,27 +388,11 @@ func newSecretSetAttributesCmd(a *app) *cobra.Command {
 }
 
 func newSecretDeleteCmd(a *app) *cobra.Command {
-	var f secretFlags
-	cmd := &cobra.Command{
-		Use: "delete", Short: "Delete all versions of a secret (recoverable while soft-deleted).", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, http.MethodDelete, "secrets", "")
-		},
-	}
-	f.bind(cmd, false, true)
-	return cmd
+	return secretCallCmd(a, "delete", "Delete all versions of a secret (recoverable while soft-deleted).", false, http.MethodDelete, "secrets", "")
 }
 
 func newSecretShowDeletedCmd(a *app) *cobra.Command {
-	var f secretFlags
-	cmd := &cobra.Command{
-		Use: "show-deleted", Short: "Get the specified deleted secret.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, http.MethodGet, "deletedsecrets", "", "deletedsecrets")
-		},
-	}
-	f.bind(cmd, false, true)
-	return cmd
+	return secretCallCmd(a, "show-deleted", "Get the specified deleted secret.", false, http.MethodGet, "deletedsecrets", "", "deletedsecrets")
 }
 
 func newSecretListDeletedCmd(a *app) *cobra.Command {
@@ -432,27 +422,11 @@ func newSecretListDeletedCmd(a *app) *cobra.Command {
 }
 
 func newSecretRecoverCmd(a *app) *cobra.Command {
-	var f secretFlags
-	cmd := &cobra.Command{
-		Use: "recover", Short: "Recover a deleted secret to its latest version.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, http.MethodPost, "deletedsecrets", "/recover", "deletedsecrets", "secrets")
-		},
-	}
-	f.bind(cmd, false, true)
-	return cmd
+	return secretCallCmd(a, "recover", "Recover a deleted secret to its latest version.", false, http.MethodPost, "deletedsecrets", "/recover", "deletedsecrets", "secrets")
 }
 
 func newSecretPurgeCmd(a *app) *cobra.Command {
-	var f secretFlags
-	cmd := &cobra.Command{
-		Use: "purge", Short: "Permanently delete the specified deleted secret.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, http.MethodDelete, "deletedsecrets", "", "deletedsecrets", "secrets")
-		},
-	}
-	f.bind(cmd, false, true)
-	return cmd
+	return secretCallCmd(a, "purge", "Permanently delete the specified deleted secret.", false, http.MethodDelete, "deletedsecrets", "", "deletedsecrets", "secrets")
 }
 
 func newSecretBackupCmd(a *app) *cobra.Command {
