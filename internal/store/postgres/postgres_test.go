@@ -268,59 +268,6 @@ func TestRetryOnSerializationFailure(t *testing.T) {
 	}
 }
 
-func BenchmarkPut(b *testing.B) {
-	s := openFresh(b)
-	ctx := context.Background()
-	val := make([]byte, 512)
-	i := 0
-	for b.Loop() {
-		key := fmt.Sprintf("bench/%08d", i)
-		i++
-		if err := s.Update(ctx, func(tx store.Tx) error {
-			_, err := tx.Put(ctx, key, val, store.Any)
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func seedBench(b *testing.B, s store.Store, n int) {
-	ctx := context.Background()
-	val := make([]byte, 512)
-	if err := s.Update(ctx, func(tx store.Tx) error {
-		for i := range n {
-			if _, err := tx.Put(ctx, fmt.Sprintf("bench/%08d", i), val, store.Any); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-}
-
-func BenchmarkGet(b *testing.B) {
-	s := openFresh(b)
-	seedBench(b, s, 1000)
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Get(ctx, fmt.Sprintf("bench/%08d", i%1000)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkList(b *testing.B) {
-	s := openFresh(b)
-	seedBench(b, s, 1000)
-	ctx := context.Background()
-	for b.Loop() {
-		recs, err := s.List(ctx, "bench/", store.ListOptions{Limit: 100})
-		if err != nil || len(recs) != 100 {
-			b.Fatal(err, len(recs))
-		}
-	}
-}
+func BenchmarkPut(b *testing.B)  { storetest.BenchPut(b, openFresh(b)) }
+func BenchmarkGet(b *testing.B)  { storetest.BenchGet(b, openFresh(b)) }
+func BenchmarkList(b *testing.B) { storetest.BenchList(b, openFresh(b)) }

@@ -682,31 +682,35 @@ func testCASCounter(t *testing.T, s store.Store) {
 // make every increment count.
 func testCASCounterInTx(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	runCAS(t, func() error {
-		for {
-			err := s.Update(ctx, func(tx store.Tx) error {
-				n, cond := 0, store.Absent
-				rec, err := tx.Get(ctx, "cas")
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-				case err != nil:
-					return err
-				default:
-					if n, err = strconv.Atoi(string(rec.Value)); err != nil {
-						return err
-					}
-					cond = rec.Version
-				}
-				_, err = tx.Put(ctx, "cas", []byte(strconv.Itoa(n+1)), cond)
-				return err
-			})
-			if errors.Is(err, store.ErrConflict) {
-				continue
-			}
-			return err
-		}
-	})
+	runCAS(t, func() error { return incrementInTx(ctx, s, "cas") })
 	checkCount(t, s, "cas", casWorkers*casIncs)
+}
+
+// incrementInTx adds one to the counter at key (absent counts as 0) with a
+// read and a conditional write in one transaction, retrying lost races.
+func incrementInTx(ctx context.Context, s store.Store, key string) error {
+	for {
+		err := s.Update(ctx, func(tx store.Tx) error {
+			n, cond := 0, store.Absent
+			rec, err := tx.Get(ctx, key)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return err
+			default:
+				if n, err = strconv.Atoi(string(rec.Value)); err != nil {
+					return err
+				}
+				cond = rec.Version
+			}
+			_, err = tx.Put(ctx, key, []byte(strconv.Itoa(n+1)), cond)
+			return err
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
 }
 
 func runCAS(t *testing.T, inc func() error) {
@@ -1001,31 +1005,7 @@ func RunShared(t *testing.T, fresh func(t *testing.T) (open func() store.Store))
 	})
 	t.Run("CASCounterInTx", func(t *testing.T) {
 		ss := setup(t)
-		sharedCAS(t, ss, func(s store.Store) error {
-			ctx := context.Background()
-			for {
-				err := s.Update(ctx, func(tx store.Tx) error {
-					n, cond := 0, store.Absent
-					rec, err := tx.Get(ctx, "sh/cas")
-					switch {
-					case errors.Is(err, store.ErrNotFound):
-					case err != nil:
-						return err
-					default:
-						if n, err = strconv.Atoi(string(rec.Value)); err != nil {
-							return err
-						}
-						cond = rec.Version
-					}
-					_, err = tx.Put(ctx, "sh/cas", []byte(strconv.Itoa(n+1)), cond)
-					return err
-				})
-				if errors.Is(err, store.ErrConflict) {
-					continue
-				}
-				return err
-			}
-		})
+		sharedCAS(t, ss, func(s store.Store) error { return incrementInTx(context.Background(), s, "sh/cas") })
 		checkCount(t, ss[1], "sh/cas", casWorkers*casIncs)
 	})
 	t.Run("UniqueVersions", func(t *testing.T) {
