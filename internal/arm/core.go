@@ -593,18 +593,7 @@ func (s *Server) patchGroup(c *call, sub, rg string) error {
 			return err
 		}
 	}
-	var out ResourceGroup
-	err := s.st.Update(ctx, func(tx store.Tx) error {
-		rec, err := tx.Get(ctx, groupKey(sub, rg))
-		if errors.Is(err, store.ErrNotFound) {
-			return ResourceGroupNotFound(rg)
-		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(rec.Value, &out); err != nil {
-			return err
-		}
+	out, err := s.editGroup(ctx, sub, rg, func(out *ResourceGroup) error {
 		if body.Location != "" && NormalizeLocation(body.Location) != out.Location {
 			return azerr.New(http.StatusConflict, "InvalidResourceGroupLocation",
 				"Invalid resource group location '%s'. The Resource group already exists in location '%s'.",
@@ -620,12 +609,7 @@ func (s *Server) patchGroup(c *call, sub, rg string) error {
 			out.ManagedBy = *body.ManagedBy
 		}
 		out.SystemData = out.SystemData.Touched(c.p, s.clk.Now())
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Put(ctx, groupKey(sub, rg), b, rec.Version)
-		return err
+		return nil
 	})
 	if err != nil {
 		return azerr.From(err)
@@ -639,25 +623,9 @@ func (s *Server) patchGroup(c *call, sub, rg string) error {
 // group, then the group record goes.
 func (s *Server) deleteGroup(c *call, sub, rg string) error {
 	ctx := c.r.Context()
-	var g ResourceGroup
-	err := s.st.Update(ctx, func(tx store.Tx) error {
-		rec, err := tx.Get(ctx, groupKey(sub, rg))
-		if errors.Is(err, store.ErrNotFound) {
-			return ResourceGroupNotFound(rg)
-		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(rec.Value, &g); err != nil {
-			return err
-		}
+	g, err := s.editGroup(ctx, sub, rg, func(g *ResourceGroup) error {
 		g.Properties.ProvisioningState = "Deleting"
-		b, err := json.Marshal(g)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Put(ctx, groupKey(sub, rg), b, rec.Version)
-		return err
+		return nil
 	})
 	if err != nil {
 		return azerr.From(err)
@@ -688,21 +656,42 @@ func (s *Server) deleteGroup(c *call, sub, rg string) error {
 // restoreGroup puts a group whose cascade failed back to Succeeded, so it
 // can be used or deleted again, and returns cause.
 func (s *Server) restoreGroup(ctx context.Context, sub, rg string, cause error) error {
-	_ = s.st.Update(ctx, func(tx store.Tx) error {
+	_, _ = s.editGroup(ctx, sub, rg, func(g *ResourceGroup) error {
+		g.Properties.ProvisioningState = "Succeeded"
+		return nil
+	})
+	return azerr.From(cause)
+}
+
+// editGroup applies edit to the stored group in one transaction and
+// returns the group as written; a missing group is ResourceGroupNotFound.
+// Each attempt decodes afresh, so a retried transaction keeps nothing of
+// the one before.
+func (s *Server) editGroup(ctx context.Context, sub, rg string, edit func(*ResourceGroup) error) (ResourceGroup, error) {
+	var g ResourceGroup
+	err := s.st.Update(ctx, func(tx store.Tx) error {
 		rec, err := tx.Get(ctx, groupKey(sub, rg))
+		if errors.Is(err, store.ErrNotFound) {
+			return ResourceGroupNotFound(rg)
+		}
 		if err != nil {
 			return err
 		}
-		var g ResourceGroup
+		g = ResourceGroup{}
 		if err := json.Unmarshal(rec.Value, &g); err != nil {
 			return err
 		}
-		g.Properties.ProvisioningState = "Succeeded"
-		b, _ := json.Marshal(g)
+		if err := edit(&g); err != nil {
+			return err
+		}
+		b, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
 		_, err = tx.Put(ctx, groupKey(sub, rg), b, rec.Version)
 		return err
 	})
-	return azerr.From(cause)
+	return g, err
 }
 
 // resourceFilter is the subset of ARM's $filter the generic lists accept.
