@@ -88,6 +88,9 @@ func TestChecks(t *testing.T) {
 		{name: "ok/delete-any-missing", err: DeleteOutcome(Any, 0)},
 		{name: "ok/delete-version-deleted", err: DeleteOutcome(3, 1)},
 		{name: "fail/delete-version-missed", err: DeleteOutcome(3, 0), want: ErrConflict},
+		{name: "ok/schema-current", err: CheckSchemaVersion(3, 3)},
+		{name: "ok/schema-older", err: CheckSchemaVersion(1, 3)},
+		{name: "fail/schema-too-new", err: CheckSchemaVersion(4, 3), want: ErrSchemaTooNew},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,6 +142,26 @@ func TestLoadMigrations(t *testing.T) {
 				if m.Version != i+1 || m.Name != c.names[i] || m.SQL != strings.ToUpper(c.names[i]) {
 					t.Fatalf("migration %d = %+v", i, m)
 				}
+			}
+		})
+	}
+}
+
+func TestMigrationTarget(t *testing.T) {
+	cases := []struct {
+		name      string
+		target, n int
+		want      int
+	}{
+		{name: "ok/zero-means-all", target: 0, n: 5, want: 5},
+		{name: "ok/partial", target: 2, n: 5, want: 2},
+		{name: "ok/exact", target: 5, n: 5, want: 5},
+		{name: "fail/beyond-known-clamped", target: 9, n: 5, want: 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := MigrationTarget(c.target, c.n); got != c.want {
+				t.Fatalf("MigrationTarget(%d, %d) = %d, want %d", c.target, c.n, got, c.want)
 			}
 		})
 	}

@@ -14,6 +14,25 @@ import (
 // binary; opening it could corrupt data the newer schema relies on.
 var ErrSchemaTooNew = errors.New("store: database schema is newer than this binary supports")
 
+// CheckSchemaVersion refuses a database at schema version current when
+// this binary knows only versions up to known.
+func CheckSchemaVersion(current, known int) error {
+	if current > known {
+		return fmt.Errorf("%w: database is at schema version %d, this binary knows up to %d; run a newer keyhaven",
+			ErrSchemaTooNew, current, known)
+	}
+	return nil
+}
+
+// MigrationTarget is the version a migration to target (0 = all) of n
+// known steps ends at.
+func MigrationTarget(target, n int) int {
+	if target == 0 || target > n {
+		return n
+	}
+	return target
+}
+
 // Migration is one numbered schema step of a backend.
 type Migration struct {
 	Version int

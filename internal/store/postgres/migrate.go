@@ -52,9 +52,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, target int,
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	if target == 0 || target > len(ms) {
-		target = len(ms)
-	}
+	target = store.MigrationTarget(target, len(ms))
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
@@ -79,9 +77,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, target int,
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: read schema version: %w", err)
 	}
-	if current > len(ms) {
-		return fmt.Errorf("%w: database is at schema version %d, this binary knows up to %d; run a newer keyhaven",
-			store.ErrSchemaTooNew, current, len(ms))
+	if err := store.CheckSchemaVersion(current, len(ms)); err != nil {
+		return err
 	}
 	for _, m := range ms[min(current, target):target] {
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {

@@ -40,9 +40,7 @@ func migrate(ctx context.Context, db *sql.DB, target int, clk clock.Clock) error
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	if target == 0 || target > len(ms) {
-		target = len(ms)
-	}
+	target = store.MigrationTarget(target, len(ms))
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,
@@ -73,9 +71,8 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []store.Migration, target i
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return false, fmt.Errorf("sqlite: read schema version: %w", err)
 	}
-	if current > len(ms) {
-		return false, fmt.Errorf("%w: database is at schema version %d, this binary knows up to %d; run a newer keyhaven",
-			store.ErrSchemaTooNew, current, len(ms))
+	if err := store.CheckSchemaVersion(current, len(ms)); err != nil {
+		return false, err
 	}
 	if current >= target {
 		return true, nil
