@@ -3,6 +3,7 @@ package arm
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/store"
@@ -79,4 +80,29 @@ func AnswerCheckName(name string, validate func(string) error, lookup func(strin
 		return nil, azerr.Internal(err)
 	}
 	return OK(CheckNameResult{Reason: "AlreadyExists", Message: taken}), nil
+}
+
+// RequireLocation checks a PUT body's required location for resourceType
+// against the locations the provider offers, and returns it normalized.
+func (r *Request) RequireLocation(loc *string, resourceType string) (string, error) {
+	if loc == nil || strings.TrimSpace(*loc) == "" {
+		return "", BadRequest("LocationRequired", "The location property is required for this definition.").WithTarget("location")
+	}
+	n := NormalizeLocation(*loc)
+	if !r.LocationOffered(n) {
+		return "", BadRequest("LocationNotAvailableForResourceType",
+			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.",
+			trunc(*loc, 40), resourceType, strings.Join(r.Locations(), ",")).WithTarget("location")
+	}
+	return n, nil
+}
+
+// TagsOf returns a PUT body's tags (absent or null: none) once they pass
+// ValidateTags.
+func TagsOf(t *map[string]string) (map[string]string, error) {
+	tags := map[string]string{}
+	if t != nil && *t != nil {
+		tags = *t
+	}
+	return tags, ValidateTags(tags)
 }

@@ -161,3 +161,71 @@ func TestAnswerCheckName(t *testing.T) {
 		})
 	}
 }
+
+func TestRequireLocation(t *testing.T) {
+	srv := newEnv(t, Options{Locations: []string{"eastus", "westeurope"}}).srv
+	str := func(s string) *string { return &s }
+	tests := []struct {
+		name string
+		loc  *string
+		want string
+		code string // "" = ok
+	}{
+		{name: "ok/normalized", loc: str("West Europe"), want: "westeurope"},
+		{name: "ok/plain", loc: str("eastus"), want: "eastus"},
+		{name: "fail/absent", code: "LocationRequired"},
+		{name: "fail/blank", loc: str("  "), code: "LocationRequired"},
+		{name: "fail/not-offered", loc: str("mars" + strings.Repeat("x", 60)), code: "LocationNotAvailableForResourceType"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &Request{srv: srv}
+			got, err := req.RequireLocation(tc.loc, "Test.Widgets/widgets")
+			if tc.code == "" {
+				if err != nil || got != tc.want {
+					t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+				}
+				return
+			}
+			e := azerr.From(err)
+			if err == nil || e.Code != tc.code || e.Target != "location" {
+				t.Fatalf("got %v, want code %s on location", err, tc.code)
+			}
+			if tc.code == "LocationNotAvailableForResourceType" &&
+				(strings.Contains(e.Message, strings.Repeat("x", 60)) || !strings.Contains(e.Message, "eastus,westeurope")) {
+				t.Fatalf("message %q: want the location clipped and the offered list", e.Message)
+			}
+		})
+	}
+}
+
+func TestTagsOf(t *testing.T) {
+	var null map[string]string
+	some := map[string]string{"env": "test"}
+	tooLong := map[string]string{strings.Repeat("k", 600): "v"}
+	tests := []struct {
+		name  string
+		in    *map[string]string
+		want  int
+		fails bool
+	}{
+		{name: "ok/absent-is-empty", in: nil, want: 0},
+		{name: "ok/null-is-empty", in: &null, want: 0},
+		{name: "ok/given", in: &some, want: 1},
+		{name: "fail/invalid", in: &tooLong, fails: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := TagsOf(tc.in)
+			if tc.fails {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				return
+			}
+			if err != nil || got == nil || len(got) != tc.want {
+				t.Fatalf("got %v, %v; want %d tags", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -206,20 +206,12 @@ func (p *Provider) putVault(ctx context.Context, req *arm.Request) (*arm.Respons
 	if err != nil {
 		return nil, err
 	}
-	if body.Location == nil || strings.TrimSpace(*body.Location) == "" {
-		return nil, arm.BadRequest("LocationRequired", "The location property is required for this definition.").WithTarget("location")
+	loc, err := req.RequireLocation(body.Location, VaultType)
+	if err != nil {
+		return nil, err
 	}
-	loc := arm.NormalizeLocation(*body.Location)
-	if !req.LocationOffered(loc) {
-		return nil, arm.BadRequest("LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.",
-			clip(*body.Location, 40), VaultType, strings.Join(req.Locations(), ",")).WithTarget("location")
-	}
-	tags := map[string]string{}
-	if body.Tags != nil && *body.Tags != nil {
-		tags = *body.Tags
-	}
-	if err := arm.ValidateTags(tags); err != nil {
+	tags, err := arm.TagsOf(body.Tags)
+	if err != nil {
 		return nil, err
 	}
 	if mode == "recover" {

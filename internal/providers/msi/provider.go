@@ -167,11 +167,8 @@ func (p *Provider) putIdentity(ctx context.Context, req *arm.Request) (*arm.Resp
 			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.",
 			clip(*body.Location, 64), UserAssignedType, strings.Join(req.Locations(), ",")).WithTarget("location")
 	}
-	tags := map[string]string{}
-	if body.Tags != nil && *body.Tags != nil {
-		tags = *body.Tags
-	}
-	if err := arm.ValidateTags(tags); err != nil {
+	tags, err := arm.TagsOf(body.Tags)
+	if err != nil {
 		return nil, err
 	}
 	scope, err := body.isolationScope()

@@ -301,11 +301,11 @@ func (p *Provider) putCluster(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err := arm.DecodeJSON(req.Body, &body); err != nil {
 		return nil, err
 	}
-	loc, err := checkLocation(req, body.Location, ClusterType)
+	loc, err := req.RequireLocation(body.Location, ClusterType)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := tagsOf(body.Tags)
+	tags, err := arm.TagsOf(body.Tags)
 	if err != nil {
 		return nil, err
 	}

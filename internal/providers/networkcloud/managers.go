@@ -46,27 +46,6 @@ func checkResourceID(target, v, wantType string) error {
 	return nil
 }
 
-func checkLocation(req *arm.Request, loc *string, typ string) (string, error) {
-	if loc == nil || strings.TrimSpace(*loc) == "" {
-		return "", arm.BadRequest("LocationRequired", "The location property is required for this definition.").WithTarget("location")
-	}
-	n := arm.NormalizeLocation(*loc)
-	if !req.LocationOffered(n) {
-		return "", arm.BadRequest("LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.",
-			clip(*loc, 40), typ, strings.Join(req.Locations(), ",")).WithTarget("location")
-	}
-	return n, nil
-}
-
-func tagsOf(t *map[string]string) (map[string]string, error) {
-	tags := map[string]string{}
-	if t != nil && *t != nil {
-		tags = *t
-	}
-	return tags, arm.ValidateTags(tags)
-}
-
 type managerProps struct {
 	AnalyticsWorkspaceID *string          `json:"analyticsWorkspaceId"`
 	AvailabilityZones    []string         `json:"availabilityZones"`
@@ -181,11 +160,11 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err := arm.DecodeJSON(req.Body, &body); err != nil {
 		return nil, err
 	}
-	loc, err := checkLocation(req, body.Location, ClusterManagerType)
+	loc, err := req.RequireLocation(body.Location, ClusterManagerType)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := tagsOf(body.Tags)
+	tags, err := arm.TagsOf(body.Tags)
 	if err != nil {
 		return nil, err
 	}

@@ -179,14 +179,9 @@ func (p *Provider) putAccount(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err := arm.DecodeJSON(req.Body, &body); err != nil {
 		return nil, err
 	}
-	if body.Location == nil || strings.TrimSpace(*body.Location) == "" {
-		return nil, arm.BadRequest("LocationRequired", "The location property is required for this definition.").WithTarget("location")
-	}
-	loc := arm.NormalizeLocation(*body.Location)
-	if !req.LocationOffered(loc) {
-		return nil, arm.BadRequest("LocationNotAvailableForResourceType",
-			"The provided location '%s' is not available for resource type '%s'. List of available regions for the resource type is '%s'.",
-			clip(*body.Location, 40), AccountType, strings.Join(req.Locations(), ",")).WithTarget("location")
+	loc, err := req.RequireLocation(body.Location, AccountType)
+	if err != nil {
+		return nil, err
 	}
 	if body.SKU == nil || body.SKU.Name == "" {
 		return nil, arm.BadRequest("MissingRequiredProperty", "The 'sku.name' property is required.").WithTarget("sku.name")
@@ -206,15 +201,12 @@ func (p *Provider) putAccount(ctx context.Context, req *arm.Request) (*arm.Respo
 			"Values for request parameters are invalid: kind '%s'. Supported: Storage, StorageV2, BlobStorage, FileStorage, BlockBlobStorage.",
 			clip(*body.Kind, 40)).WithTarget("kind")
 	}
-	tags := map[string]string{}
-	if body.Tags != nil && *body.Tags != nil {
-		tags = *body.Tags
-	}
-	if err := arm.ValidateTags(tags); err != nil {
+	tags, err := arm.TagsOf(body.Tags)
+	if err != nil {
 		return nil, err
 	}
 	var out *record
-	err := p.st.Update(ctx, func(tx store.Tx) error {
+	err = p.st.Update(ctx, func(tx store.Tx) error {
 		cur, ver, err := p.get(ctx, tx, name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
