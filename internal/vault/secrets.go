@@ -102,6 +102,31 @@ func retryConflicts(fn func() error) error {
 	return err
 }
 
+// update runs fn in a write transaction, again when it loses a
+// precondition race with a concurrent writer.
+func (s *Service) update(ctx context.Context, fn func(tx store.Tx) error) error {
+	return retryConflicts(func() error { return s.st.Update(ctx, fn) })
+}
+
+// getHead reads a secret's head record; a missing one is SecretNotFound.
+func getHead(ctx context.Context, r store.Reader, iid, lname, name string) (*headRec, int64, error) {
+	h, hv, err := store.GetJSON[headRec](ctx, r, headKey(iid, lname))
+	if notFound(err) {
+		return nil, 0, errSecretNotFound(name)
+	}
+	return h, hv, err
+}
+
+// getDeletedRec reads a deleted secret; a missing one is
+// DeletedSecretNotFound.
+func getDeletedRec(ctx context.Context, r store.Reader, iid, lname, name string) (*deletedRec, int64, error) {
+	d, dv, err := store.GetJSON[deletedRec](ctx, r, deletedKey(iid, lname))
+	if notFound(err) {
+		return nil, 0, errDeletedNotFound(name)
+	}
+	return d, dv, err
+}
+
 // readSecretBody reads and parses a set (requireValue) or update body.
 func readSecretBody(rq *request, requireValue bool) (*setRequest, *azerr.Error) {
 	body, e := readBody(rq, maxSetBodyBytes)
@@ -284,38 +309,33 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
 	var m meta
-	err := retryConflicts(func() error {
-		return s.st.Update(ctx, func(tx store.Tx) error {
-			h, hv, err := store.GetJSON[headRec](ctx, tx, headKey(iid, lname))
-			if notFound(err) {
-				return errSecretNotFound(name)
-			}
-			if err != nil {
-				return err
-			}
-			version := rq.route.Version
-			if version == "" {
-				version = h.Meta.Version
-			}
-			vr, vv, err := store.GetJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
-			if notFound(err) {
-				return errSecretNotFound(name + "/" + version)
-			}
-			if err != nil {
-				return err
-			}
-			applyUpdate(&vr.meta, req)
-			vr.Updated = now
-			m = vr.meta
-			if _, err := store.PutJSON(ctx, tx, versionKey(iid, lname, version), vr, vv); err != nil {
-				return err
-			}
-			if version == h.Meta.Version {
-				_, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, hv)
-				return err
-			}
-			return nil
-		})
+	err := s.update(ctx, func(tx store.Tx) error {
+		h, hv, err := getHead(ctx, tx, iid, lname, name)
+		if err != nil {
+			return err
+		}
+		version := rq.route.Version
+		if version == "" {
+			version = h.Meta.Version
+		}
+		vr, vv, err := store.GetJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
+		if notFound(err) {
+			return errSecretNotFound(name + "/" + version)
+		}
+		if err != nil {
+			return err
+		}
+		applyUpdate(&vr.meta, req)
+		vr.Updated = now
+		m = vr.meta
+		if _, err := store.PutJSON(ctx, tx, versionKey(iid, lname, version), vr, vv); err != nil {
+			return err
+		}
+		if version == h.Meta.Version {
+			_, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, hv)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -330,25 +350,20 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
 	var d deletedRec
-	err := retryConflicts(func() error {
-		return s.st.Update(ctx, func(tx store.Tx) error {
-			h, hv, err := store.GetJSON[headRec](ctx, tx, headKey(iid, lname))
-			if notFound(err) {
-				return errSecretNotFound(name)
-			}
-			if err != nil {
-				return err
-			}
-			d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
-			if _, err := store.PutJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, headKey(iid, lname), hv); err != nil {
-				return err
-			}
-			_, err = tx.Put(ctx, purgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
+	err := s.update(ctx, func(tx store.Tx) error {
+		h, hv, err := getHead(ctx, tx, iid, lname, name)
+		if err != nil {
 			return err
-		})
+		}
+		d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
+		if _, err := store.PutJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, headKey(iid, lname), hv); err != nil {
+			return err
+		}
+		_, err = tx.Put(ctx, purgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err
@@ -360,10 +375,8 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 
 func (s *Service) getDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
-	d, _, err := store.GetJSON[deletedRec](ctx, s.st, deletedKey(rq.vault.InternalID, strings.ToLower(rq.route.Name)))
-	if notFound(err) {
-		return 0, nil, errDeletedNotFound(rq.route.Name)
-	}
+	iid, name, lname := rq.secretNames()
+	d, _, err := getDeletedRec(ctx, s.st, iid, lname, name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -376,24 +389,19 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.secretNames()
 	var m meta
-	err := retryConflicts(func() error {
-		return s.st.Update(ctx, func(tx store.Tx) error {
-			d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
-			if notFound(err) {
-				return errDeletedNotFound(name)
-			}
-			if err != nil {
-				return err
-			}
-			m = d.Meta
-			if _, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
-				return err
-			}
-			return tx.Delete(ctx, purgeIndexKey(d.PurgeAt, iid, lname), store.Any)
-		})
+	err := s.update(ctx, func(tx store.Tx) error {
+		d, dv, err := getDeletedRec(ctx, tx, iid, lname, name)
+		if err != nil {
+			return err
+		}
+		m = d.Meta
+		if _, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
+			return err
+		}
+		return tx.Delete(ctx, purgeIndexKey(d.PurgeAt, iid, lname), store.Any)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -406,20 +414,15 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 func (s *Service) purgeDeleted(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.secretNames()
-	err := retryConflicts(func() error {
-		return s.st.Update(ctx, func(tx store.Tx) error {
-			d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
-			if notFound(err) {
-				return errDeletedNotFound(name)
-			}
-			if err != nil {
-				return err
-			}
-			if rq.vault.EnablePurgeProtection {
-				return errPurgeProtected(rq.vault)
-			}
-			return purgeTx(ctx, tx, iid, lname, d, dv)
-		})
+	err := s.update(ctx, func(tx store.Tx) error {
+		d, dv, err := getDeletedRec(ctx, tx, iid, lname, name)
+		if err != nil {
+			return err
+		}
+		if rq.vault.EnablePurgeProtection {
+			return errPurgeProtected(rq.vault)
+		}
+		return purgeTx(ctx, tx, iid, lname, d, dv)
 	})
 	if err != nil {
 		return 0, nil, err
