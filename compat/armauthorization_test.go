@@ -109,6 +109,79 @@ func TestARMAuthorization(t *testing.T) {
 		wantResponseError(t, "get unknown definition", err, http.StatusNotFound, "RoleDefinitionDoesNotExist")
 	})
 
+	// A custom role through the SDK: create, replace, read, list, delete.
+	t.Run("ok/custom-role-lifecycle", func(t *testing.T) {
+		roleID := uuid.NewString()
+		def := func(desc string, actions ...string) armauthorization.RoleDefinition {
+			return armauthorization.RoleDefinition{Properties: &armauthorization.RoleDefinitionProperties{
+				RoleName:         to.Ptr("compat secret reader " + roleID[:8]),
+				Description:      to.Ptr(desc),
+				RoleType:         to.Ptr("CustomRole"),
+				AssignableScopes: []*string{to.Ptr(subScope)},
+				Permissions: []*armauthorization.Permission{{
+					DataActions: to.SliceOfPtrs(actions...),
+				}},
+			}}
+		}
+		created, err := defs.CreateOrUpdate(ctx, subScope, roleID, def("v1", "Microsoft.KeyVault/vaults/secrets/getSecret/action"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deref(created.Name) != roleID || deref(created.Properties.RoleType) != "CustomRole" ||
+			deref(created.Properties.Description) != "v1" {
+			t.Fatalf("created = %v %+v", deref(created.Name), created.Properties)
+		}
+		updated, err := defs.CreateOrUpdate(ctx, subScope, roleID, def("v2",
+			"Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deref(updated.Properties.Description) != "v2" {
+			t.Errorf("updated description = %v", deref(updated.Properties.Description))
+		}
+		got, err := defs.Get(ctx, subScope, roleID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []string
+		for _, p := range got.Properties.Permissions {
+			for _, a := range p.DataActions {
+				data = append(data, *a)
+			}
+		}
+		if len(data) != 2 || !slices.Contains(data, "Microsoft.KeyVault/vaults/secrets/readMetadata/action") {
+			t.Errorf("dataActions after update = %v", data)
+		}
+		listed := false
+		pager := defs.NewListPager(subScope, &armauthorization.RoleDefinitionsClientListOptions{
+			Filter: to.Ptr("type eq 'CustomRole'"),
+		})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range page.Value {
+				if deref(d.Properties.RoleType) != "CustomRole" {
+					t.Errorf("type filter returned %v (%v)", deref(d.Name), deref(d.Properties.RoleType))
+				}
+				listed = listed || deref(d.Name) == roleID
+			}
+		}
+		if !listed {
+			t.Error("custom role not listed under type eq 'CustomRole'")
+		}
+		if _, err := defs.Delete(ctx, subScope, roleID, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = defs.Get(ctx, subScope, roleID, nil)
+		wantResponseError(t, "get deleted custom role", err, http.StatusNotFound, "RoleDefinitionDoesNotExist")
+		_, err = defs.Delete(ctx, subScope, roleKeyVaultSecretsUser, nil)
+		if err == nil {
+			t.Fatal("deleting a built-in role succeeded")
+		}
+	})
+
 	// Role assignments at a vault's scope, for a service principal.
 	const rg, vaultName = "rg-arm-authz", "kv-compat-authz"
 	e.createResourceGroup(t, rg)
