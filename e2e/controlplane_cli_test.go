@@ -28,7 +28,13 @@ func TestCLIControlPlane(t *testing.T) {
 
 	// Soft-delete keeps the vault and its secrets; recover brings both back.
 	kh("keyvault", "create", "-n", "lifevault", "-g", "rg1", "--retention-days", "7", "-o", "none")
+	firstVersion := strings.TrimSpace(kh("keyvault", "secret", "set", "--vault-name", "lifevault", "-n", "keep", "--value", "kept-v1",
+		"--query", "id", "-o", "tsv"))
+	firstVersion = firstVersion[strings.LastIndex(firstVersion, "/")+1:]
 	kh("keyvault", "secret", "set", "--vault-name", "lifevault", "-n", "keep", "--value", "kept", "-o", "none")
+	// A secret already soft-deleted inside the vault comes back deleted, not live.
+	kh("keyvault", "secret", "set", "--vault-name", "lifevault", "-n", "gone", "--value", "gone-v1", "-o", "none")
+	kh("keyvault", "secret", "delete", "--vault-name", "lifevault", "-n", "gone", "-o", "none")
 	kh("keyvault", "delete", "-n", "lifevault", "-g", "rg1")
 	if !strings.Contains(kh("keyvault", "list-deleted", "-o", "tsv"), "lifevault") {
 		t.Fatal("deleted vault not listed")
@@ -39,6 +45,18 @@ func TestCLIControlPlane(t *testing.T) {
 	if got := strings.TrimSpace(kh("keyvault", "secret", "show", "--vault-name", "lifevault", "-n", "keep", "--query", "value", "-o", "tsv")); got != "kept" {
 		t.Fatalf("secret after vault recovery: %q", got)
 	}
+	// Every version comes back, not only the latest.
+	if got := strings.TrimSpace(kh("keyvault", "secret", "show", "--vault-name", "lifevault", "-n", "keep", "--version", firstVersion,
+		"--query", "value", "-o", "tsv")); got != "kept-v1" {
+		t.Fatalf("older version after vault recovery: %q", got)
+	}
+	if got := strings.Fields(kh("keyvault", "secret", "list-versions", "--vault-name", "lifevault", "-n", "keep", "--query", "[].id", "-o", "tsv")); len(got) != 2 {
+		t.Fatalf("versions after vault recovery: %v", got)
+	}
+	if !strings.Contains(kh("keyvault", "secret", "list-deleted", "--vault-name", "lifevault", "--query", "[].name", "-o", "tsv"), "gone") {
+		t.Fatal("a secret deleted before the vault was not deleted after its recovery")
+	}
+	fails("SecretNotFound", "keyvault", "secret", "show", "--vault-name", "lifevault", "-n", "gone")
 	kh("keyvault", "delete", "-n", "lifevault", "-g", "rg1")
 	kh("keyvault", "purge", "-n", "lifevault")
 	if strings.Contains(kh("keyvault", "list-deleted", "-o", "tsv"), "lifevault") {
@@ -66,6 +84,13 @@ func TestCLIControlPlane(t *testing.T) {
 		t.Fatal("network rule not listed")
 	}
 	kh("keyvault", "network-rule", "remove", "-n", "fwvault", "-g", "rg1", "--ip-address", "127.0.0.0/8", "-o", "none")
+	fails("ForbiddenByFirewall", "keyvault", "secret", "show", "--vault-name", "fwvault", "-n", "s")
+	// Bypass AzureServices admits trusted platform identities only; the
+	// administrator is not one, so it is still refused.
+	kh("keyvault", "update", "-n", "fwvault", "-g", "rg1", "--bypass", "AzureServices", "-o", "none")
+	if got := strings.TrimSpace(kh("keyvault", "show", "-n", "fwvault", "-g", "rg1", "--query", "properties.networkAcls.bypass", "-o", "tsv")); got != "AzureServices" {
+		t.Fatalf("bypass = %q", got)
+	}
 	fails("ForbiddenByFirewall", "keyvault", "secret", "show", "--vault-name", "fwvault", "-n", "s")
 
 	// Locks: CanNotDelete on the group protects the vault in it; ReadOnly on
