@@ -304,6 +304,12 @@ func TestValidationChangesNothing(t *testing.T) {
 		tags15[i] = fmt.Sprintf(`"t%d":"%s"`, i, strings.Repeat("v", 256))
 	}
 	e.mustSet("max", `{"value":"`+strings.Repeat("x", MaxValueBytes)+`","tags":{`+strings.Join(tags15, ",")+`}}`)
+	// A name of exactly 127 characters is accepted and reads back.
+	long := strings.Repeat("a-Z9", 31) + "xyz"
+	e.mustSet(long, `{"value":"v"}`)
+	if w := e.serve(call{method: "GET", target: "/secrets/" + long + "/"}); w.Code != 200 {
+		t.Fatalf("127-character name: GET %d %s", w.Code, w.Body)
+	}
 }
 
 func TestDisabledAndValidityWindow(t *testing.T) {
