@@ -8,8 +8,12 @@
 //	""                            a credential keyhaven holds outright (Platform)
 //
 // Redfish: a session is opened with POST /redfish/v1/SessionService/Sessions
-// (the X-Auth-Token header carries it; the session is deleted afterwards);
-// Set lists /redfish/v1/AccountService/Accounts, finds the member whose
+// (the X-Auth-Token header carries it; the session is deleted afterwards).
+// DSP0266 requires services to offer both sessions and HTTP Basic; a BMC
+// that answers the session create with 404, 405 or 501 (no session login)
+// gets Basic instead, checked with a GET of the account collection. A 401 or
+// 403 never falls back, so a wrong password counts once against the BMC's
+// lockout policy. Set lists /redfish/v1/AccountService/Accounts, finds the member whose
 // UserName matches and PATCHes {"Password": ...} to it (with If-Match when
 // the BMC sent an ETag). TLS to a BMC is verified against Options.RootCAs
 // (system roots when nil) or, explicitly, against pinned self-signed

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -178,6 +179,133 @@ func TestRedfish(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRedfishAuthModes: the driver opens a session where the BMC offers
+// one and falls back to Basic only where it has no session login (404, 405
+// on session create); after a rotation the old password is refused by
+// both schemes.
+func TestRedfishAuthModes(t *testing.T) {
+	ctx := context.Background()
+	const user, initial, next = "root", "initial-pass-1", "Next-Pass-2!"
+	cases := []struct {
+		name      string
+		auth      redfishtest.Auth
+		wantBasic bool // the driver authenticated with Basic, not sessions
+	}{
+		{"ok/sessions-and-basic", redfishtest.AuthBoth, false},
+		{"ok/sessions-only", redfishtest.AuthSessions, false},
+		{"ok/basic-only-no-session-service", redfishtest.AuthBasic, true},
+		{"ok/basic-only-session-create-405", redfishtest.AuthBasicNoSessionCreate, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bmc := redfishtest.New(t, map[string]string{user: initial, "operator": "operator-pass"})
+			bmc.SetAuth(tc.auth)
+			d, err := NewRedfish(Options{RootCAs: bmc.CertPool(), Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Login(ctx, bmc.Endpoint, user, []byte("wrong-password")); !errors.Is(err, ErrRejected) {
+				t.Fatalf("wrong password: want ErrRejected, got %v", err)
+			}
+			if err := d.Login(ctx, bmc.Endpoint, user, []byte(initial)); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Set(ctx, bmc.Endpoint, user, []byte(initial), []byte(next)); err != nil {
+				t.Fatal(err)
+			}
+			if bmc.Password(user) != next || bmc.PatchesFor(user) != 1 || bmc.PatchesFor("operator") != 0 {
+				t.Fatalf("password changed %d times; operator %d", bmc.PatchesFor(user), bmc.PatchesFor("operator"))
+			}
+			if err := d.Login(ctx, bmc.Endpoint, user, []byte(next)); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Login(ctx, bmc.Endpoint, user, []byte(initial)); !errors.Is(err, ErrRejected) {
+				t.Fatalf("old password: want ErrRejected, got %v", err)
+			}
+			if gotBasic := bmc.BasicRequests() > 0; gotBasic != tc.wantBasic {
+				t.Fatalf("Basic used: %v, want %v (session logins %d)", gotBasic, tc.wantBasic, bmc.SessionLogins())
+			}
+			if !tc.wantBasic && bmc.SessionLogins() == 0 {
+				t.Fatal("no session was opened")
+			}
+			if n := bmc.Sessions(); n != 0 {
+				t.Fatalf("%d sessions left open", n)
+			}
+			// Basic, where the BMC takes it, accepts only the new password.
+			if tc.auth == redfishtest.AuthSessions {
+				if got := basicStatus(t, bmc, user, next); got != http.StatusUnauthorized {
+					t.Fatalf("sessions-only BMC took Basic: status %d", got)
+				}
+			} else {
+				if got := basicStatus(t, bmc, user, initial); got != http.StatusUnauthorized {
+					t.Fatalf("Basic with the old password: status %d, want 401", got)
+				}
+				if got := basicStatus(t, bmc, user, next); got != http.StatusOK {
+					t.Fatalf("Basic with the new password: status %d, want 200", got)
+				}
+			}
+		})
+	}
+}
+
+func TestRedfishAuthFailures(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name      string
+		auth      redfishtest.Auth
+		user      string
+		password  string
+		rejected  bool // ErrRejected, rather than another error
+		wantBasic int  // Basic requests the BMC saw
+	}{
+		// A refused session login is final: no second attempt with Basic
+		// against the BMC's lockout counter.
+		{name: "fail/session-refused-no-basic-retry", auth: redfishtest.AuthBoth, user: "root", password: "wrong", rejected: true},
+		{name: "fail/basic-wrong-password", auth: redfishtest.AuthBasic, user: "root", password: "wrong", rejected: true},
+		{name: "fail/basic-unknown-user", auth: redfishtest.AuthBasic, user: "nobody", password: "pw", rejected: true},
+		{name: "fail/basic-user-with-colon", auth: redfishtest.AuthBasic, user: "ro:ot", password: "pw"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bmc := redfishtest.New(t, map[string]string{"root": "initial-pass-1"})
+			bmc.SetAuth(tc.auth)
+			d, err := NewRedfish(Options{RootCAs: bmc.CertPool(), Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = d.Login(ctx, bmc.Endpoint, tc.user, []byte(tc.password))
+			if err == nil || errors.Is(err, ErrRejected) != tc.rejected {
+				t.Fatalf("got %v, want rejected=%v", err, tc.rejected)
+			}
+			if strings.Contains(err.Error(), tc.password) {
+				t.Fatal("error quotes the password")
+			}
+			if n := bmc.BasicRequests(); n != tc.wantBasic {
+				t.Fatalf("%d Basic requests accepted, want %d", n, tc.wantBasic)
+			}
+			if bmc.Patches() != 0 {
+				t.Fatal("a password changed")
+			}
+		})
+	}
+}
+
+// basicStatus is the status of an account-collection GET with Basic.
+func basicStatus(t *testing.T, bmc *redfishtest.Server, user, password string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, bmc.URL+"/redfish/v1/AccountService/Accounts", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := bmc.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestRedfishRefusesForeignReferences(t *testing.T) {

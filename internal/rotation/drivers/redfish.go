@@ -107,19 +107,45 @@ func (d *Redfish) base(endpoint string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
+// session is how requests to one BMC authenticate: a Redfish session
+// (token) or, on a BMC without a SessionService, HTTP Basic with the
+// credential itself (user, pass).
 type session struct {
 	base     string
 	token    string
 	location string
+	user     string
+	pass     []byte
 }
 
-// login opens a session; a 401/403 is ErrRejected.
+// authorize adds the session's credentials to req.
+func (s *session) authorize(req *http.Request) {
+	switch {
+	case s == nil:
+	case s.token != "":
+		req.Header.Set("X-Auth-Token", s.token)
+	case s.user != "":
+		req.SetBasicAuth(s.user, string(s.pass))
+	}
+}
+
+// noSessionService: the answers of a BMC without session login. DSP0266
+// requires both sessions and Basic, but some services ship without a
+// SessionService (404), refuse POST on it (405) or have not implemented it
+// (501); those get Basic. A 401/403 never falls back, so a wrong password
+// costs one failed attempt, not two, against the BMC's lockout policy.
+func noSessionService(status int) bool {
+	return status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented
+}
+
+// login opens a session, or checks the credential with Basic when the BMC
+// has no session login; a 401/403 is ErrRejected.
 func (d *Redfish) login(ctx context.Context, base, username string, secret []byte) (*session, error) {
 	body, err := json.Marshal(map[string]string{"UserName": username, "Password": string(secret)})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := d.do(ctx, http.MethodPost, base+redfishSessions, "", "", body)
+	resp, err := d.do(ctx, http.MethodPost, base+redfishSessions, nil, "", body)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +153,8 @@ func (d *Redfish) login(ctx context.Context, base, username string, secret []byt
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("redfish: session for %q: %w", clip(username, 64), ErrRejected)
+	case noSessionService(resp.StatusCode):
+		return d.loginBasic(ctx, base, username, secret)
 	case resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("redfish: create session: status %d", resp.StatusCode)
 	}
@@ -143,19 +171,43 @@ func (d *Redfish) login(ctx context.Context, base, username string, secret []byt
 	return s, nil
 }
 
+// loginBasic checks username/secret with HTTP Basic on the account
+// collection, the resource Set reads first anyway.
+func (d *Redfish) loginBasic(ctx context.Context, base, username string, secret []byte) (*session, error) {
+	// RFC 7617: a user-id containing ':' cannot be sent in Basic.
+	if strings.Contains(username, ":") {
+		return nil, errors.New("redfish: the BMC has no session login and the user name cannot be sent with Basic authentication")
+	}
+	s := &session{base: base, user: username, pass: secret}
+	resp, err := d.do(ctx, http.MethodGet, base+redfishAccounts, s, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return s, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, fmt.Errorf("redfish: basic authentication for %q: %w", clip(username, 64), ErrRejected)
+	}
+	return nil, fmt.Errorf("redfish: basic authentication: status %d", resp.StatusCode)
+}
+
 // logout deletes the session, best effort: BMCs cap concurrent sessions.
+// Basic authentication leaves nothing to close.
 func (d *Redfish) logout(s *session) {
 	if s == nil || s.location == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if resp, err := d.do(ctx, http.MethodDelete, s.base+s.location, s.token, "", nil); err == nil {
+	if resp, err := d.do(ctx, http.MethodDelete, s.base+s.location, s, "", nil); err == nil {
 		drain(resp)
 	}
 }
 
-// Login opens and closes a session with secret.
+// Login opens and closes a session with secret (or, without session login,
+// makes one Basic-authenticated request).
 func (d *Redfish) Login(ctx context.Context, endpoint, username string, secret []byte) error {
 	if err := checkInputs(username, secret); err != nil {
 		return err
@@ -197,7 +249,7 @@ func (d *Redfish) Set(ctx context.Context, endpoint, username string, current, n
 	if err != nil {
 		return err
 	}
-	resp, err := d.do(ctx, http.MethodPatch, base+acct, s.token, etag, body)
+	resp, err := d.do(ctx, http.MethodPatch, base+acct, s, etag, body)
 	if err != nil {
 		return err
 	}
@@ -248,7 +300,7 @@ func (d *Redfish) findAccount(ctx context.Context, s *session, username string) 
 }
 
 func (d *Redfish) getJSON(ctx context.Context, s *session, path string, v any) (string, error) {
-	resp, err := d.do(ctx, http.MethodGet, s.base+path, s.token, "", nil)
+	resp, err := d.do(ctx, http.MethodGet, s.base+path, s, "", nil)
 	if err != nil {
 		return "", err
 	}
@@ -274,7 +326,7 @@ func (d *Redfish) getJSON(ctx context.Context, s *session, path string, v any) (
 
 // samePath accepts a reference only if it stays on the BMC (a path, or an
 // absolute URL on the same origin) under prefix, so a hostile BMC cannot
-// steer the session token elsewhere.
+// steer the session token (or the Basic credentials) elsewhere.
 func (d *Redfish) samePath(base, ref, prefix string) (string, bool) {
 	u, err := url.Parse(ref)
 	if err != nil || len(ref) > 1024 {
@@ -294,7 +346,7 @@ func (d *Redfish) samePath(base, ref, prefix string) (string, bool) {
 	return p, true
 }
 
-func (d *Redfish) do(ctx context.Context, method, rawURL, token, ifMatch string, body []byte) (*http.Response, error) {
+func (d *Redfish) do(ctx context.Context, method, rawURL string, s *session, ifMatch string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -308,9 +360,7 @@ func (d *Redfish) do(ctx context.Context, method, rawURL, token, ifMatch string,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
-	}
+	s.authorize(req)
 	if ifMatch != "" {
 		req.Header.Set("If-Match", ifMatch)
 	}

@@ -1,9 +1,9 @@
 // Package redfishtest is a small in-process Redfish service for tests: a BMC
 // with accounts, sessions (POST /redfish/v1/SessionService/Sessions →
-// X-Auth-Token) and basic authentication, serving the account collection and
-// PATCH of an account's password with ETag/If-Match. Every resource but the
-// service root requires authentication, as a real BMC does. Test-only:
-// nothing in the product imports it.
+// X-Auth-Token) and/or HTTP Basic authentication (SetAuth), serving the
+// account collection and PATCH of an account's password with ETag/If-Match.
+// Every resource but the service root requires authentication, as a real BMC
+// does. Test-only: nothing in the product imports it.
 package redfishtest
 
 import (
@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const (
@@ -30,7 +31,24 @@ const (
 type account struct {
 	id, user, password string
 	etag               int
+	patches            int
 }
+
+// Auth selects the authentication schemes the server accepts.
+type Auth int
+
+const (
+	// AuthBoth accepts sessions and Basic, as DSP0266 requires (default).
+	AuthBoth Auth = iota
+	// AuthSessions accepts sessions only: Basic credentials get 401.
+	AuthSessions
+	// AuthBasic accepts Basic only and has no SessionService: POST
+	// .../Sessions is 404.
+	AuthBasic
+	// AuthBasicNoSessionCreate accepts Basic only; the SessionService
+	// exists but refuses POST .../Sessions with 405.
+	AuthBasicNoSessionCreate
+)
 
 // Server is a running Redfish test service over TLS.
 type Server struct {
@@ -44,6 +62,9 @@ type Server struct {
 	down     bool
 	patches  int
 	logins   int
+	basic    int
+	auth     Auth
+	delay    time.Duration
 }
 
 // New starts a server with the given user → password accounts; it is closed
@@ -93,11 +114,35 @@ func (s *Server) SetPassword(user, password string) {
 	}
 }
 
+// SetAuth selects the authentication schemes accepted from now on; open
+// sessions stay valid only if sessions are still accepted.
+func (s *Server) SetAuth(a Auth) { s.mu.Lock(); s.auth = a; s.mu.Unlock() }
+
+// SetDelay makes every request wait d before it is served (a slow BMC).
+// Requests wait concurrently: the delay does not serialize them.
+func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
+
 // SetDown makes every request fail with 503 (an unreachable BMC).
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
 // Patches counts successful password changes.
 func (s *Server) Patches() int { s.mu.Lock(); defer s.mu.Unlock(); return s.patches }
+
+// PatchesFor counts successful password changes of user's account.
+func (s *Server) PatchesFor(user string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.byUser(user); a != nil {
+		return a.patches
+	}
+	return 0
+}
+
+// SessionLogins counts sessions created (successful session logins).
+func (s *Server) SessionLogins() int { s.mu.Lock(); defer s.mu.Unlock(); return s.logins }
+
+// BasicRequests counts requests that authenticated with Basic.
+func (s *Server) BasicRequests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.basic }
 
 // Sessions counts open sessions (logged-out ones are removed).
 func (s *Server) Sessions() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.sessions) }
@@ -113,13 +158,21 @@ func (s *Server) byUser(user string) *account {
 
 func eq(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// authenticate returns the caller's user name, or "".
+func (s *Server) sessionsOn() bool { return s.auth == AuthBoth || s.auth == AuthSessions }
+func (s *Server) basicOn() bool    { return s.auth != AuthSessions }
+
+// authenticate returns the caller's user name, or "". Basic is checked
+// against the password in force now, so an old one fails after a change.
 func (s *Server) authenticate(r *http.Request) string {
 	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
+		if !s.sessionsOn() {
+			return ""
+		}
 		return s.sessions[tok]
 	}
-	if u, p, ok := r.BasicAuth(); ok {
+	if u, p, ok := r.BasicAuth(); ok && s.basicOn() {
 		if a := s.byUser(u); a != nil && eq(a.password, p) {
+			s.basic++
 			return u
 		}
 	}
@@ -139,6 +192,16 @@ func redfishError(w http.ResponseWriter, status int, msg string) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	delay := s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
 		redfishError(w, http.StatusServiceUnavailable, "service unavailable")
@@ -146,9 +209,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	if path == "/redfish/v1" && r.Method == http.MethodGet {
-		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1", "RedfishVersion": "1.15.0",
-			"AccountService": map[string]string{"@odata.id": "/redfish/v1/AccountService"},
-			"SessionService": map[string]string{"@odata.id": "/redfish/v1/SessionService"}})
+		root := map[string]any{"@odata.id": "/redfish/v1", "RedfishVersion": "1.15.0",
+			"AccountService": map[string]string{"@odata.id": "/redfish/v1/AccountService"}}
+		if s.auth != AuthBasic {
+			root["SessionService"] = map[string]string{"@odata.id": "/redfish/v1/SessionService"}
+		}
+		writeJSON(w, 200, root)
+		return
+	}
+	if path == sessionsPath && r.Method == http.MethodPost && !s.sessionsOn() {
+		if s.auth == AuthBasic {
+			redfishError(w, 404, "not found")
+		} else {
+			w.Header().Set("Allow", "GET")
+			redfishError(w, 405, "method not allowed")
+		}
 		return
 	}
 	if path == sessionsPath && r.Method == http.MethodPost {
@@ -175,7 +250,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	user := s.authenticate(r)
 	if user == "" {
-		w.Header().Set("WWW-Authenticate", `Basic realm="redfish"`)
+		if s.basicOn() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="redfish"`)
+		}
 		redfishError(w, 401, "authentication required")
 		return
 	}
@@ -233,6 +310,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			a.password = *in.Password
 			a.etag++
+			a.patches++
 			s.patches++
 			w.WriteHeader(204)
 		default:
