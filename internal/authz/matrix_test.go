@@ -2,87 +2,72 @@ package authz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// secretOp is one Key Vault secret operation with its RBAC data action
-// (docs conventions: secret operations are authorized at
-// {vault}/secrets/{name}, list operations at the vault).
-type secretOp struct {
-	name       string
-	action     string
-	vaultScope bool
+// secretDataActions are the secret data actions the data plane asks about.
+// Which operation needs which action, and at which scope, is the data
+// plane's business: internal/vault's TestRBACMatrix checks that through real
+// requests. Here every action is asked at both scopes an operation can use.
+var secretDataActions = []string{
+	ActionSecretSet, ActionSecretGet, ActionSecretReadMetadata, ActionSecretUpdate, ActionSecretDelete,
+	ActionSecretRecover, ActionSecretPurge, ActionSecretBackup, ActionSecretRestore,
 }
 
-var secretOps = []secretOp{
-	{"set", "Microsoft.KeyVault/vaults/secrets/setSecret/action", false},
-	{"get", "Microsoft.KeyVault/vaults/secrets/getSecret/action", false},
-	{"list", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", true},
-	{"listVersions", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", true},
-	{"update", "Microsoft.KeyVault/vaults/secrets/update/action", false},
-	{"delete", "Microsoft.KeyVault/vaults/secrets/delete", false},
-	{"getDeleted", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", false},
-	{"listDeleted", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", true},
-	{"recover", "Microsoft.KeyVault/vaults/secrets/recover/action", false},
-	{"purge", "Microsoft.KeyVault/vaults/secrets/purge/action", false},
-	{"backup", "Microsoft.KeyVault/vaults/secrets/backup/action", false},
-	{"restore", "Microsoft.KeyVault/vaults/secrets/restore/action", false},
-}
-
-func opSet(names ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, n := range names {
-		m[n] = true
+// TestRoleSecretDataActions is the engine-level matrix: every built-in role
+// × every secret data action × assignment scope, asked at the secret and at
+// the vault. What each role grants is written from Azure's role definitions.
+func TestRoleSecretDataActions(t *testing.T) {
+	type roleRow struct {
+		id, name string
+		grants   []string // secret data actions granted
 	}
-	return m
-}
-
-var allSecretOps = func() map[string]bool {
-	m := map[string]bool{}
-	for _, op := range secretOps {
-		m[op.name] = true
-	}
-	return m
-}()
-
-var readMetadataOps = opSet("list", "listVersions", "getDeleted", "listDeleted")
-
-// TestAuthorizationMatrix is the acceptance matrix: every built-in Key Vault
-// role × every secret operation × assignment scopes from the subscription
-// down to the secret, plus a sibling secret and another vault that must
-// never grant.
-func TestAuthorizationMatrix(t *testing.T) {
-	roles := []struct {
-		name    string
-		id      string
-		granted map[string]bool // operations the role grants where it applies
-	}{
-		{"Key Vault Administrator", RoleKeyVaultAdministrator, allSecretOps},
-		{"Key Vault Secrets Officer", RoleKeyVaultSecretsOfficer, allSecretOps},
-		{"Key Vault Secrets User", RoleKeyVaultSecretsUser, opSet("get", "list", "listVersions", "getDeleted", "listDeleted")},
-		{"Key Vault Reader", RoleKeyVaultReader, readMetadataOps},
-		{"Key Vault Crypto Officer", RoleKeyVaultCryptoOfficer, opSet()},
-		{"Key Vault Crypto User", RoleKeyVaultCryptoUser, opSet()},
-		{"Key Vault Certificates Officer", RoleKeyVaultCertificatesOfficer, opSet()},
-		{"Key Vault Contributor", RoleKeyVaultContributor, opSet()},
+	readValues := []string{ActionSecretGet, ActionSecretReadMetadata}
+	roles := []roleRow{
+		{RoleKeyVaultAdministrator, "Key Vault Administrator", secretDataActions},    // vaults/*
+		{RoleKeyVaultSecretsOfficer, "Key Vault Secrets Officer", secretDataActions}, // vaults/secrets/*
+		{RoleKeyVaultSecretsUser, "Key Vault Secrets User", readValues},
+		{RoleKeyVaultCertificateUser, "Key Vault Certificate User", readValues},
+		// vaults/*/read matches no secret action; readMetadata is listed.
+		{RoleKeyVaultReader, "Key Vault Reader", []string{ActionSecretReadMetadata}},
+		{RoleKeyVaultCryptoOfficer, "Key Vault Crypto Officer", nil},
+		{RoleKeyVaultCryptoUser, "Key Vault Crypto User", nil},
+		{RoleKeyVaultCryptoServiceEncUser, "Key Vault Crypto Service Encryption User", nil},
+		{RoleKeyVaultCryptoReleaseUser, "Key Vault Crypto Service Release User", nil},
+		{RoleKeyVaultCertificatesOfficer, "Key Vault Certificates Officer", nil},
+		{RoleKeyVaultContributor, "Key Vault Contributor", nil},
 		// Writes secrets but can neither read nor even list them.
-		{"Operator Nexus Key Vault Writer Service Role (Preview)", RoleOperatorNexusKeyVaultWriter, opSet("set")},
+		{RoleOperatorNexusKeyVaultWriter, "Operator Nexus Key Vault Writer Service Role (Preview)", []string{ActionSecretSet}},
+		// Actions, even "*", never grant data actions.
+		{RoleOwner, "Owner", nil},
+		{RoleContributor, "Contributor", nil},
+		{RoleReader, "Reader", nil},
+		{RoleUserAccessAdministrator, "User Access Administrator", nil},
+		{RoleManagedIdentityOperator, "Managed Identity Operator", nil},
+		{RoleManagedIdentityContributor, "Managed Identity Contributor", nil},
 	}
+	for _, def := range BuiltinRoles() {
+		if !slices.ContainsFunc(roles, func(r roleRow) bool { return r.id == def.ID }) {
+			t.Fatalf("built-in role %q has no row in the matrix", def.RoleName)
+		}
+	}
+
 	const secret = "db-password"
 	secretScope := testVault + "/secrets/" + secret
+	requests := []struct{ name, scope string }{{"atSecret", secretScope}, {"atVault", testVault}}
 	scopes := []struct {
-		name        string
-		scope       string
-		coversVault bool // applies to list operations at the vault
-		coversItem  bool // applies to operations on the secret
+		name   string
+		scope  string
+		covers map[string]bool // request names the assignment applies to
 	}{
-		{"subscription", "/subscriptions/" + testSub, true, true},
-		{"resourceGroup", testRG, true, true},
-		{"vault", testVault, true, true},
-		{"secret", secretScope, false, true},
-		{"siblingSecret", testVault + "/secrets/db-password-old", false, false},
-		{"otherVault", otherVault, false, false},
+		{"subscription", "/subscriptions/" + testSub, map[string]bool{"atSecret": true, "atVault": true}},
+		{"resourceGroup", testRG, map[string]bool{"atSecret": true, "atVault": true}},
+		{"vault", testVault, map[string]bool{"atSecret": true, "atVault": true}},
+		{"secret", secretScope, map[string]bool{"atSecret": true}},
+		{"siblingSecret", testVault + "/secrets/db-password-old", nil},
+		{"otherVault", otherVault, nil},
 	}
 
 	e, _, _ := newTestEngine(t)
@@ -94,31 +79,29 @@ func TestAuthorizationMatrix(t *testing.T) {
 		for _, sc := range scopes {
 			p := newPrincipal()
 			mustAssign(t, e, p, r.id, sc.scope)
-			for _, op := range secretOps {
-				applies := sc.coversItem
-				reqScope := secretScope
-				if op.vaultScope {
-					applies, reqScope = sc.coversVault, testVault
-				}
-				want := applies && r.granted[op.name]
-				verdict := "fail"
-				if want {
-					verdict = "ok"
-				}
-				name := fmt.Sprintf("%s/%s/%s/%s", verdict, strings.ReplaceAll(r.name, " ", ""), sc.name, op.name)
-				t.Run(name, func(t *testing.T) {
-					d := decide(t, e, p, op.action, true, reqScope)
-					if d.Allowed != want {
-						t.Fatalf("Allowed = %v, want %v (reason: %s)", d.Allowed, want, d.Reason)
-					}
+			for _, action := range secretDataActions {
+				for _, rq := range requests {
+					want := sc.covers[rq.name] && slices.Contains(r.grants, action)
+					verdict := "fail"
 					if want {
-						if !strings.Contains(d.Reason, "'"+r.name+"'") || d.AssignmentID == "" {
-							t.Fatalf("grant reason/assignment missing: %q %q", d.Reason, d.AssignmentID)
-						}
-					} else if !strings.Contains(d.Reason, "no role assignment grants") {
-						t.Fatalf("deny reason = %q", d.Reason)
+						verdict = "ok"
 					}
-				})
+					short := strings.TrimPrefix(action, "Microsoft.KeyVault/vaults/secrets/")
+					name := fmt.Sprintf("%s/%s/%s/%s/%s", verdict, strings.ReplaceAll(r.name, " ", ""), sc.name, short, rq.name)
+					t.Run(name, func(t *testing.T) {
+						d := decide(t, e, p, action, true, rq.scope)
+						if d.Allowed != want {
+							t.Fatalf("Allowed = %v, want %v (reason: %s)", d.Allowed, want, d.Reason)
+						}
+						if want {
+							if !strings.Contains(d.Reason, "'"+r.name+"'") || d.AssignmentID == "" {
+								t.Fatalf("grant reason/assignment missing: %q %q", d.Reason, d.AssignmentID)
+							}
+						} else if !strings.Contains(d.Reason, "no role assignment grants") {
+							t.Fatalf("deny reason = %q", d.Reason)
+						}
+					})
+				}
 			}
 		}
 	}
