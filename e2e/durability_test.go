@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,51 +181,347 @@ func dumpPostgres(t *testing.T, opts khtest.Options) []byte {
 	return out.Bytes()
 }
 
-// A ciphertext moved onto another secret's row does not open: the server
-// refuses to return it rather than serving the wrong value.
-func TestSwappedCiphertextRefused(t *testing.T) {
-	w := newWorld(t, khtest.Options{})
-	for _, n := range []string{"alpha", "beta"} {
-		code, body := w.setSecret(t, n, "value-of-"+n)
-		mustStatus(t, 200, code, body)
+// Stored data altered underneath a stopped server is refused, on both
+// backends: whole version rows swapped (caught by the slot check before any
+// decryption), and only the sealed value swapped between versions or secrets,
+// a version moved to another secret under its own version id, or one byte of
+// a sealed value flipped (caught by AES-GCM with the vault/name/version AAD).
+// A refused read is a plain integrity error that carries no value, and
+// untouched secrets still read.
+func TestTamperedCiphertextRefused(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			opts := b.opts(t)
+			w := newWorld(t, opts)
+			values := map[string]string{} // "name/version" -> value
+			set := func(name, value string) string {
+				code, body := w.setSecret(t, name, value)
+				mustStatus(t, 200, code, body)
+				var out struct {
+					ID string `json:"id"`
+				}
+				mustJSON(t, string(body), &out)
+				version := out.ID[strings.LastIndex(out.ID, "/")+1:]
+				values[name+"/"+version] = value
+				return version
+			}
+			multi1 := set("multi", "multi-one-"+randHex(8))
+			multi2 := set("multi", "multi-two-"+randHex(8))
+			alpha, beta := set("alpha", "alpha-"+randHex(8)), set("beta", "beta-"+randHex(8))
+			flip := set("flip", "flip-"+randHex(8))
+			row1, row2 := set("row1", "row1-"+randHex(8)), set("row2", "row2-"+randHex(8))
+			moved := set("src", "src-"+randHex(8))
+			set("dst", "dst-"+randHex(8))
+			keep := set("keep", "keep-"+randHex(8))
+			w.srv.Stop()
+
+			kv := openRawKV(t, opts, w.srv.DataDir)
+			kv.swapSealed(t, "multi/"+multi1, "multi/"+multi2)
+			kv.swapSealed(t, "alpha/"+alpha, "beta/"+beta)
+			kv.flipSealed(t, "flip/"+flip)
+			kv.swapRows(t, "row1/"+row1, "row2/"+row2)
+			kv.moveVersion(t, "src/"+moved, "dst")
+
+			w.srv.Restart()
+			w.reconnect(t)
+			const (
+				causeOpen = "seal: ciphertext does not authenticate"
+				causeSlot = "integrity: version record stored at"
+			)
+			cases := []struct {
+				name, secret, version string
+				wantCause             string // "" = the read succeeds with wantValue
+				wantValue             string
+			}{
+				{name: "fail/sealed-swapped-between-versions/latest", secret: "multi", wantCause: causeOpen},
+				{name: "fail/sealed-swapped-between-versions/older", secret: "multi", version: multi1, wantCause: causeOpen},
+				{name: "fail/sealed-swapped-between-secrets/alpha", secret: "alpha", wantCause: causeOpen},
+				{name: "fail/sealed-swapped-between-secrets/beta", secret: "beta", wantCause: causeOpen},
+				{name: "fail/sealed-byte-flipped", secret: "flip", wantCause: causeOpen},
+				// Version ids are random, so only this case tells an AAD
+				// without the name from one with it.
+				{name: "fail/version-moved-to-other-secret", secret: "dst", version: moved, wantCause: causeOpen},
+				{name: "fail/whole-rows-swapped", secret: "row1", wantCause: causeSlot},
+				{name: "ok/untouched", secret: "keep", version: keep, wantValue: values["keep/"+keep]},
+				{name: "ok/untouched-latest", secret: "keep", wantValue: values["keep/"+keep]},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					u := w.srv.VaultURL(w.vault) + "secrets/" + tc.secret
+					if tc.version != "" {
+						u += "/" + tc.version
+					}
+					code, hdr, body := getWithHeaders(t, w.srv, u+"?api-version=7.5", w.kvToken)
+					if tc.wantCause == "" {
+						mustStatus(t, 200, code, body)
+						var out struct {
+							Value string `json:"value"`
+						}
+						mustJSON(t, string(body), &out)
+						if out.Value != tc.wantValue {
+							t.Fatalf("untouched secret reads %q, want %q", out.Value, tc.wantValue)
+						}
+						return
+					}
+					mustStatus(t, 500, code, body)
+					for _, v := range values {
+						if contains(body, v) {
+							t.Fatalf("refusal carries a stored value: %s", body)
+						}
+					}
+					if got := errCode(body); got != "InternalError" {
+						t.Fatalf("error code %q, want InternalError: %s", got, body)
+					}
+					if !contains(body, "secret '"+tc.secret+"' failed its integrity check") {
+						t.Fatalf("refusal does not say why: %s", body)
+					}
+					// The cause stays internal: the access log (written after
+					// the response) records it under the request's id.
+					id := hdr.Get("x-ms-request-id")
+					var cause string
+					waitFor(t, func() bool { cause = logCause(w.srv.Logs(), id); return cause != "" })
+					if !strings.Contains(cause, tc.wantCause) {
+						t.Fatalf("logged cause %q, want %q", cause, tc.wantCause)
+					}
+				})
+			}
+			logs := w.srv.Logs()
+			for _, v := range values {
+				if strings.Contains(logs, v) {
+					t.Fatal("a secret value appears in the server's logs")
+				}
+			}
+		})
 	}
-	w.srv.Stop()
-	db, err := sql.Open("sqlite", filepath.Join(w.srv.DataDir, "keyhaven.db"))
+}
+
+// getWithHeaders is a GET with a bearer token that also returns the
+// response headers.
+func getWithHeaders(t *testing.T, s *khtest.Server, u, token string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := newJSONRequest("GET", u, token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ka, kb []byte
-	var va, vb []byte
-	q := "SELECT key, value FROM kv WHERE CAST(key AS TEXT) LIKE ?"
-	if err := db.QueryRow(q, "%/secrets/v/alpha/%").Scan(&ka, &va); err != nil {
+	resp, err := s.Client().Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.QueryRow(q, "%/secrets/v/beta/%").Scan(&kb, &vb); err != nil {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// logCause returns the "cause" of the JSON access-log line of request id.
+func logCause(logs, id string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec struct {
+			RequestID string `json:"request_id"`
+			Cause     string `json:"cause"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && id != "" && rec.RequestID == id {
+			return rec.Cause
+		}
+	}
+	return ""
+}
+
+// rawKV edits a stopped server's store directly, as someone with access to
+// the database file or tables (but not the root key) could.
+type rawKV struct {
+	get func(t *testing.T, key string) []byte
+	// put overwrites an existing record; insert adds a new one.
+	put    func(t *testing.T, key string, value []byte)
+	insert func(t *testing.T, key string, value []byte)
+	// keys lists every key of the store.
+	keys func(t *testing.T) []string
+}
+
+func openRawKV(t *testing.T, opts khtest.Options, dataDir string) *rawKV {
+	t.Helper()
+	if opts.Store == "" {
+		db, err := sql.Open("sqlite", filepath.Join(dataDir, "keyhaven.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return &rawKV{
+			get: func(t *testing.T, key string) []byte {
+				var v []byte
+				if err := db.QueryRow("SELECT value FROM kv WHERE key = ?", []byte(key)).Scan(&v); err != nil {
+					t.Fatalf("read %s: %v", key, err)
+				}
+				return v
+			},
+			put: func(t *testing.T, key string, value []byte) {
+				res, err := db.Exec("UPDATE kv SET value = ? WHERE key = ?", value, []byte(key))
+				if n, _ := res.RowsAffected(); err != nil || n != 1 {
+					t.Fatalf("write %s: %v (%d rows)", key, err, n)
+				}
+			},
+			insert: func(t *testing.T, key string, value []byte) {
+				if _, err := db.Exec("INSERT INTO kv (key, value, version) SELECT ?, ?, MAX(version) FROM kv", []byte(key), value); err != nil {
+					t.Fatalf("insert %s: %v", key, err)
+				}
+			},
+			keys: func(t *testing.T) []string {
+				rows, err := db.Query("SELECT key FROM kv")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var out []string
+				for rows.Next() {
+					var k []byte
+					if err := rows.Scan(&k); err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, string(k))
+				}
+				return out
+			},
+		}
+	}
+	ctx := context.Background()
+	table := opts.Args[len(opts.Args)-1] + ".kv" // the test's --store-schema
+	conn, err := pgx.Connect(ctx, opts.Store)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Swap the two version records wholesale.
-	if _, err := db.Exec("UPDATE kv SET value = ? WHERE key = ?", vb, ka); err != nil {
+	t.Cleanup(func() { conn.Close(ctx) })
+	return &rawKV{
+		get: func(t *testing.T, key string) []byte {
+			var v []byte
+			if err := conn.QueryRow(ctx, "SELECT value FROM "+table+" WHERE key = $1", []byte(key)).Scan(&v); err != nil {
+				t.Fatalf("read %s: %v", key, err)
+			}
+			return v
+		},
+		put: func(t *testing.T, key string, value []byte) {
+			tag, err := conn.Exec(ctx, "UPDATE "+table+" SET value = $1 WHERE key = $2", value, []byte(key))
+			if err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("write %s: %v (%d rows)", key, err, tag.RowsAffected())
+			}
+		},
+		insert: func(t *testing.T, key string, value []byte) {
+			if _, err := conn.Exec(ctx, "INSERT INTO "+table+" (key, value, version) SELECT $1, $2, MAX(version) FROM "+table, []byte(key), value); err != nil {
+				t.Fatalf("insert %s: %v", key, err)
+			}
+		},
+		keys: func(t *testing.T) []string {
+			rows, err := conn.Query(ctx, "SELECT key FROM "+table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var k []byte
+				if err := rows.Scan(&k); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(k))
+			}
+			return out
+		},
+	}
+}
+
+// versionKey finds the store key of a secret version ("name/version"): the
+// test world has one vault, so the suffix is unique.
+func (kv *rawKV) versionKey(t *testing.T, slot string) string {
+	t.Helper()
+	var found []string
+	for _, k := range kv.keys(t) {
+		if strings.HasPrefix(k, "vault/") && strings.HasSuffix(k, "/secrets/v/"+slot) {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("version record %s: found %q", slot, found)
+	}
+	return found[0]
+}
+
+// sealedField is the JSON field of versionRec (internal/vault) holding the
+// sealed value; everything else in the record is plaintext metadata.
+const sealedField = "s"
+
+func (kv *rawKV) record(t *testing.T, slot string) (string, map[string]json.RawMessage) {
+	t.Helper()
+	key := kv.versionKey(t, slot)
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(kv.get(t, key), &rec); err != nil {
+		t.Fatalf("version record %s: %v", slot, err)
+	}
+	if len(rec[sealedField]) == 0 || len(rec["n"]) == 0 {
+		t.Fatalf("version record %s lacks the sealed value or the name: the record layout changed", slot)
+	}
+	return key, rec
+}
+
+func (kv *rawKV) putRecord(t *testing.T, key string, rec map[string]json.RawMessage) {
+	t.Helper()
+	b, err := json.Marshal(rec)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("UPDATE kv SET value = ? WHERE key = ?", va, kb); err != nil {
+	kv.put(t, key, b)
+}
+
+// swapSealed exchanges only the sealed values of two versions; names,
+// versions and the rest of the metadata stay, so the slot check passes and
+// decryption is what must refuse.
+func (kv *rawKV) swapSealed(t *testing.T, a, b string) {
+	t.Helper()
+	ka, ra := kv.record(t, a)
+	kb, rb := kv.record(t, b)
+	ra[sealedField], rb[sealedField] = rb[sealedField], ra[sealedField]
+	kv.putRecord(t, ka, ra)
+	kv.putRecord(t, kb, rb)
+}
+
+// flipSealed flips one bit in the ciphertext body of a sealed value (after
+// the format byte, data key id and nonce), leaving its length intact.
+func (kv *rawKV) flipSealed(t *testing.T, slot string) {
+	t.Helper()
+	key, rec := kv.record(t, slot)
+	var sealed []byte
+	if err := json.Unmarshal(rec[sealedField], &sealed); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	w.srv.Restart()
-	w.reconnect(t)
-	code, v, body := w.getSecret(t, "alpha")
-	if code == 200 {
-		t.Fatalf("swapped record served: %q", v)
+	const header = 1 + 8 + 12
+	if len(sealed) <= header+16 {
+		t.Fatalf("sealed value of %d bytes has no ciphertext body", len(sealed))
 	}
-	if contains(body, "value-of-beta") {
-		t.Fatal("error body carries the other secret's value")
+	sealed[header] ^= 0x01
+	b, _ := json.Marshal(sealed)
+	rec[sealedField] = b
+	kv.putRecord(t, key, rec)
+}
+
+// moveVersion copies a version record ("name/version") to secret toName
+// under the same version id, renamed so that the slot check passes: only the
+// name in the AAD can tell the sealed value does not belong there.
+func (kv *rawKV) moveVersion(t *testing.T, slot, toName string) {
+	t.Helper()
+	key, rec := kv.record(t, slot)
+	from, _, _ := strings.Cut(slot, "/")
+	rec["n"], _ = json.Marshal(toName)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !contains(body, "failed its integrity check") {
-		t.Fatalf("refusal does not say why: %s", body)
-	}
-	// The access log is written after the response is sent.
-	waitFor(t, func() bool { return strings.Contains(w.srv.Logs(), "integrity: version record stored at alpha") })
-	t.Logf("swapped record refused: %d %s", code, body)
+	kv.insert(t, strings.Replace(key, "/secrets/v/"+from+"/", "/secrets/v/"+toName+"/", 1), b)
+}
+
+// swapRows exchanges two whole version records.
+func (kv *rawKV) swapRows(t *testing.T, a, b string) {
+	t.Helper()
+	ka, kb := kv.versionKey(t, a), kv.versionKey(t, b)
+	va, vb := kv.get(t, ka), kv.get(t, kb)
+	kv.put(t, ka, vb)
+	kv.put(t, kb, va)
 }
 
 // keyhaven admin rotate-root-key re-wraps every data key; every value stays

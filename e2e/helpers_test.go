@@ -19,32 +19,39 @@ import (
 // backend is one storage configuration the tests run against.
 type backend struct {
 	name string
-	// opts returns the server options for a fresh, isolated store.
+	// opts returns the server options for a fresh, isolated store, or skips
+	// t (with the reason) when the backend is not configured.
 	opts func(t *testing.T) khtest.Options
 }
 
-// backends lists SQLite always and PostgreSQL when KEYHAVEN_TEST_POSTGRES_DSN
-// is set (each test gets its own schema, dropped afterwards).
+// backends lists SQLite and PostgreSQL. The PostgreSQL entry is always there
+// so that, without KEYHAVEN_TEST_POSTGRES_DSN, its subtest shows up as
+// skipped with the reason instead of vanishing silently; with it, each test
+// gets its own schema, dropped afterwards.
 func backends(t *testing.T) []backend {
-	bs := []backend{{name: "sqlite", opts: func(t *testing.T) khtest.Options { return khtest.Options{} }}}
+	t.Helper()
 	dsn := os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Log("KEYHAVEN_TEST_POSTGRES_DSN is unset: PostgreSQL variants are skipped")
-		return bs
-	}
-	return append(bs, backend{name: "postgres", opts: func(t *testing.T) khtest.Options {
-		schema := "kh_e2e_" + randHex(6)
-		t.Cleanup(func() {
-			conn, err := pgx.Connect(context.Background(), dsn)
-			if err != nil {
-				t.Logf("cleanup: %v", err)
-				return
+	return []backend{
+		{name: "sqlite", opts: func(t *testing.T) khtest.Options { return khtest.Options{} }},
+		{name: "postgres", opts: func(t *testing.T) khtest.Options {
+			t.Helper()
+			if dsn == "" {
+				t.Skip("KEYHAVEN_TEST_POSTGRES_DSN is unset: the PostgreSQL variant needs a database " +
+					"(e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 			}
-			defer conn.Close(context.Background())
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-		})
-		return khtest.Options{Store: dsn, Args: []string{"--store-schema", schema}}
-	}})
+			schema := "kh_e2e_" + randHex(6)
+			t.Cleanup(func() {
+				conn, err := pgx.Connect(context.Background(), dsn)
+				if err != nil {
+					t.Logf("cleanup: %v", err)
+					return
+				}
+				defer conn.Close(context.Background())
+				_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			})
+			return khtest.Options{Store: dsn, Args: []string{"--store-schema", schema}}
+		}},
+	}
 }
 
 func randHex(n int) string {
