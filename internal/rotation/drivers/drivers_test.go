@@ -2,18 +2,12 @@ package drivers
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhaven/keyhaven/internal/testutil/redfishtest"
 )
@@ -373,85 +367,4 @@ func TestScramVerifier(t *testing.T) {
 	if quoteLiteral("a'b") != "'a''b'" {
 		t.Fatal("quoteLiteral does not double quotes")
 	}
-}
-
-// TestPostgres rotates a throwaway role on the real local PostgreSQL. The
-// local server uses trust authentication (any password logs in), so the
-// stored SCRAM verifier is checked through pg_authid as the superuser.
-func TestPostgres(t *testing.T) {
-	dsn := os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("KEYHAVEN_TEST_POSTGRES_DSN is not set; skipping the PostgreSQL driver test")
-	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	role := "kh_rot_" + hex.EncodeToString(b) + "-Mixed" // needs quoting
-	ident := pgx.Identifier{role}.Sanitize()
-	if _, err := admin.Exec(ctx, "CREATE ROLE "+ident+" LOGIN PASSWORD 'first-pass-1'"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident) })
-
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "postgres://" + cfg.Host + ":" + strconv.Itoa(int(cfg.Port)) + "/" + cfg.Database + "?sslmode=disable"
-	d := NewPostgres(Options{Timeout: 5 * time.Second})
-
-	stored := func() string {
-		var v string
-		if err := admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", role).Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	matches := func(password string) bool {
-		v := stored()
-		parts := strings.SplitN(strings.TrimPrefix(v, "SCRAM-SHA-256$4096:"), "$", 2)
-		salt, err := base64.StdEncoding.DecodeString(parts[0])
-		if err != nil {
-			t.Fatalf("unexpected verifier format")
-		}
-		want, err := scramVerifier([]byte(password), salt)
-		return err == nil && want == v
-	}
-
-	t.Run("ok/login", func(t *testing.T) {
-		if err := d.Login(ctx, endpoint, role, []byte("first-pass-1")); err != nil {
-			t.Fatal(err)
-		}
-		if !matches("first-pass-1") {
-			t.Fatal("server-computed verifier differs from ours for the same password and salt")
-		}
-	})
-	t.Run("ok/set", func(t *testing.T) {
-		next := "N3w-pass'word;DROP"
-		if err := d.Set(ctx, endpoint, role, []byte("first-pass-1"), []byte(next)); err != nil {
-			t.Fatal(err)
-		}
-		if !matches(next) || matches("first-pass-1") {
-			t.Fatal("stored verifier does not match the new password")
-		}
-		if err := d.Login(ctx, endpoint, role, []byte(next)); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Run("fail/unknown-role", func(t *testing.T) {
-		err := d.Login(ctx, endpoint, role+"-missing", []byte("x"))
-		if err == nil {
-			t.Fatal("login as a missing role succeeded")
-		}
-	})
-	t.Run("fail/endpoint", func(t *testing.T) {
-		if err := d.Login(ctx, "postgres://%zz", role, []byte("x")); !errors.Is(err, ErrUnsupported) {
-			t.Fatalf("want ErrUnsupported, got %v", err)
-		}
-	})
 }
