@@ -79,8 +79,22 @@ func (e *Service) fail(ctx context.Context, c *claim, rec *credRecord, ver int64
 	return e.save(ctx, c, rec, ver, prev)
 }
 
-// ownerBlocked reports (and records) whether rec's owner may not be touched
-// now: cordoned owners are never rotated.
+// Owner states (ArchiveResolver.OwnerState) the engine tells apart.
+const (
+	ownerReady    = "Ready"
+	ownerCordoned = "Cordoned"
+)
+
+// ownerBlocked reports (and records, as a later NextAt) whether rec's owner
+// may not be touched now. A Ready owner is rotated. A cordoned owner never
+// is, not even on request. Any other state (Provisioning: a machine not
+// deployed yet) blocks periodic rotation only: an explicit request goes
+// ahead, because the one such an owner gets is its deployment's (the
+// provider refuses rotateCredential before deployment, and requests it
+// while the cluster itself is still Deploying), and a rotation already in
+// SetIntent finishes rather than leave the target's value in doubt. A
+// blocked credential keeps its request and is looked at again after
+// CordonRecheck.
 func (e *Service) ownerBlocked(ctx context.Context, c *claim, rec *credRecord, ver int64) (bool, error) {
 	res := e.getResolver()
 	if res == nil {
@@ -91,12 +105,16 @@ func (e *Service) ownerBlocked(ctx context.Context, c *claim, rec *credRecord, v
 		return true, e.fail(ctx, c, rec, ver, &condition{CodeOwnerStateUnavailable,
 			fmt.Sprintf("The state of '%s' could not be read.", clipStr(rec.OwnerName, 80))})
 	}
-	if strings.EqualFold(state, "Cordoned") {
-		prev := rec.NextAt
-		rec.NextAt = e.clk.Now().UTC().Add(e.cfg.CordonRecheck)
-		return true, e.save(ctx, c, rec, ver, prev)
+	switch {
+	case strings.EqualFold(state, ownerReady):
+		return false, nil
+	case strings.EqualFold(state, ownerCordoned):
+	case rec.Requested || rec.Phase == phaseSetIntent:
+		return false, nil
 	}
-	return false, nil
+	prev := rec.NextAt
+	rec.NextAt = e.clk.Now().UTC().Add(e.cfg.CordonRecheck)
+	return true, e.save(ctx, c, rec, ver, prev)
 }
 
 // step makes one transition of rec. It returns done when the credential
