@@ -93,6 +93,13 @@ func TestCLIControlPlane(t *testing.T) {
 	}
 	fails("ForbiddenByFirewall", "keyvault", "secret", "show", "--vault-name", "fwvault", "-n", "s")
 
+	// A storage account with a system-assigned and a user-assigned identity.
+	uai := strings.TrimSpace(kh("identity", "create", "-n", "acct-uai", "-g", "rg1", "--query", "id", "-o", "tsv"))
+	if got := strings.TrimSpace(kh("storage", "account", "create", "-n", "idacct", "-g", "rg1", "--assign-identity",
+		"--user-identity-id", uai, "--query", "[identity.type, identity.principalId != null]", "-o", "tsv")); got != "SystemAssigned,UserAssigned\nTrue" {
+		t.Fatalf("storage account identity = %q", got)
+	}
+
 	// Locks: CanNotDelete on the group protects the vault in it; ReadOnly on
 	// the vault refuses updates; removing the lock restores both.
 	kh("lock", "create", "-n", "keep", "-g", "rg1", "--lock-type", "CanNotDelete", "-o", "none")

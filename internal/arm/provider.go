@@ -101,6 +101,31 @@ type Request struct {
 	path string // the URL path as received, for nextLink
 }
 
+// Allowed reports whether the caller may perform action on another
+// resource than the one requested (a linked scope, such as a user-assigned
+// identity being attached). A scope that does not parse is not allowed.
+func (r *Request) Allowed(ctx context.Context, action, scope string) (bool, error) {
+	id, err := ParseResourceID(scope)
+	if err != nil || r.srv == nil {
+		return false, nil
+	}
+	return r.srv.allowed(ctx, r.Principal, action, id)
+}
+
+// Tenant is the tenant of the request's subscription (where the identities
+// of a resource in it live), else the caller's.
+func (r *Request) Tenant(ctx context.Context) string {
+	if r.srv != nil && r.ID.SubscriptionID != "" {
+		if t, err := r.srv.SubscriptionTenant(ctx, r.ID.SubscriptionID); err == nil && t != "" {
+			return t
+		}
+	}
+	if r.Principal != nil {
+		return r.Principal.TenantID
+	}
+	return ""
+}
+
 // Response is what a handler answers. A nil Body sends no content.
 type Response struct {
 	Status int

@@ -37,8 +37,9 @@ func newStorageCmd(a *app) *cobra.Command {
 func newStorageAccountCmd(a *app) *cobra.Command {
 	cmd := newGroup("account", "Manage storage accounts.")
 	var name, rg, location, sku, kind string
-	var ids, tags []string
-	var yes bool
+	var ids, tags, userIDs []string
+	var yes, assignIdentity bool
+	var identityType string
 	target := func(c *cobra.Command, withIDs bool) {
 		c.Flags().StringVarP(&name, "name", "n", "", "The storage account name.")
 		c.Flags().StringVarP(&rg, "resource-group", "g", "", "Name of the resource group.")
@@ -70,6 +71,11 @@ func newStorageAccountCmd(a *app) *cobra.Command {
 				}
 				body["tags"] = t
 			}
+			if ident, err := storageIdentity(assignIdentity, identityType, userIDs); err != nil {
+				return err
+			} else if ident != nil {
+				body["identity"] = ident
+			}
 			v, err := a.arm(cmd.Context(), armCall{method: http.MethodPut, path: p, apiVersion: apiStorage, body: body})
 			if err != nil {
 				return err
@@ -82,6 +88,9 @@ func newStorageAccountCmd(a *app) *cobra.Command {
 	create.Flags().StringVar(&sku, "sku", "Standard_RAGRS", "The storage account SKU: Standard_LRS, Standard_ZRS, Standard_GRS, Standard_RAGRS, Premium_LRS, ...")
 	create.Flags().StringVar(&kind, "kind", "StorageV2", "Indicate the type of storage account.")
 	create.Flags().StringArrayVar(&tags, "tags", nil, "Space-separated tags: key[=value] [key[=value] ...].")
+	create.Flags().BoolVar(&assignIdentity, "assign-identity", false, "Generate and assign a system-assigned identity for this storage account.")
+	create.Flags().StringVar(&identityType, "identity-type", "", "The identity type: None, SystemAssigned, UserAssigned, 'SystemAssigned,UserAssigned'.")
+	create.Flags().StringArrayVar(&userIDs, "user-identity-id", nil, "The resource ID of a user-assigned identity to assign (needs Managed Identity Operator on it).")
 
 	show := &cobra.Command{
 		Use: "show", Short: "Show storage account properties.", Args: cobra.NoArgs,
@@ -317,4 +326,35 @@ func (a *app) downloadBlob(ctx context.Context, id string, w io.Writer) error {
 		}
 	}
 	return &azerr.Error{Message: "the blob is too large to download"}
+}
+
+// storageIdentity is the identity block az's storage account flags give, or
+// nil when none was given. --assign-identity alone is SystemAssigned, a
+// user identity alone UserAssigned, both together both.
+func storageIdentity(assign bool, typ string, userIDs []string) (map[string]any, error) {
+	if typ == "" {
+		switch {
+		case assign && len(userIDs) > 0:
+			typ = "SystemAssigned,UserAssigned"
+		case assign:
+			typ = "SystemAssigned"
+		case len(userIDs) > 0:
+			typ = "UserAssigned"
+		default:
+			return nil, nil
+		}
+	}
+	blk := map[string]any{"type": typ}
+	if len(userIDs) > 0 {
+		u := map[string]any{}
+		for _, id := range userIDs {
+			r, err := parseResourceID(id)
+			if err != nil || !strings.EqualFold(r.FullType(), "Microsoft.ManagedIdentity/userAssignedIdentities") {
+				return nil, usageErrorf("argument --user-identity-id: %q is not a user-assigned identity resource ID", clipText(id, 200))
+			}
+			u[id] = map[string]any{}
+		}
+		blk["userAssignedIdentities"] = u
+	}
+	return blk, nil
 }

@@ -70,6 +70,7 @@ func TestStorageAccountCommands(t *testing.T) {
 	h := newHarness(t)
 	h.login(f)
 	acct := "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/logs1"
+	uai := "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u1"
 	tests := []struct {
 		name     string
 		args     []string
@@ -81,6 +82,13 @@ func TestStorageAccountCommands(t *testing.T) {
 		{"ok/zrs with tags", []string{"-n", "logs1", "-g", "rg1", "--sku", "Standard_ZRS", "-l", "eastus", "--tags", "vault=kv1", "team=x"}, 0,
 			map[string]any{"location": "eastus", "sku": map[string]any{"name": "Standard_ZRS"}, "kind": "StorageV2",
 				"tags": map[string]any{"vault": "kv1", "team": "x"}}},
+		{"ok/system identity", []string{"-n", "logs1", "-g", "rg1", "--assign-identity"}, 0,
+			map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Standard_RAGRS"}, "kind": "StorageV2",
+				"identity": map[string]any{"type": "SystemAssigned"}}},
+		{"ok/both identities", []string{"-n", "logs1", "-g", "rg1", "--assign-identity", "--user-identity-id", uai}, 0,
+			map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Standard_RAGRS"}, "kind": "StorageV2",
+				"identity": map[string]any{"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": map[string]any{uai: map[string]any{}}}}},
+		{"fail/user identity not an identity", []string{"-n", "logs1", "-g", "rg1", "--user-identity-id", acct}, 2, nil},
 		{"fail/no group", []string{"-n", "logs1"}, 2, nil},
 		{"fail/bad name", []string{"-n", "a/b", "-g", "rg1"}, 2, nil},
 	}

@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		VaultDomain: cfg.VaultDomain, VaultPort: cfg.PublicPort, Tenants: armSrv, Logger: log,
 	})
 	armSrv.Register(ncp)
-	stp := storage.New(st, clk, storage.Options{Logger: log})
+	stp := storage.New(st, clk, storage.Options{Logger: log, Identities: ids})
 	armSrv.Register(stp)
 	resourceExists := authorization.ExistsVia(kvp, mp, stp, ncp)
 	insp := insights.New(st, clk, insights.Options{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/providers/identityblock"
 	"github.com/keyhaven/keyhaven/internal/rotation"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
@@ -30,11 +31,11 @@ type clusterProps struct {
 }
 
 type clusterBody struct {
-	Location         *string            `json:"location"`
-	Tags             *map[string]string `json:"tags"`
-	Identity         *identityBody      `json:"identity"`
-	ExtendedLocation *extendedLocation  `json:"extendedLocation"`
-	Properties       *clusterProps      `json:"properties"`
+	Location         *string             `json:"location"`
+	Tags             *map[string]string  `json:"tags"`
+	Identity         *identityblock.Body `json:"identity"`
+	ExtendedLocation *extendedLocation   `json:"extendedLocation"`
+	Properties       *clusterProps       `json:"properties"`
 }
 
 // clusterOut is ClusterProperties as rendered (passwords never appear).
@@ -278,9 +279,9 @@ func (p *Provider) applyArchive(ctx context.Context, c *clusterRecord, pr *clust
 
 // identityFor returns the identity plan after the request: the request's
 // identity block when given, else the resource's current one.
-func (p *Provider) identityFor(ctx context.Context, body *identityBody, id string, exists bool) (identityPlan, error) {
+func (p *Provider) identityFor(ctx context.Context, body *identityblock.Body, id string, exists bool) (identityPlan, error) {
 	if body != nil {
-		return planFromSpec(body.spec())
+		return planFromSpec(body.Spec())
 	}
 	if !exists {
 		return identityPlan{user: map[string]string{}}, nil

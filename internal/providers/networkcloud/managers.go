@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/providers/identityblock"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -55,10 +56,10 @@ type managerProps struct {
 }
 
 type managerBody struct {
-	Location   *string            `json:"location"`
-	Tags       *map[string]string `json:"tags"`
-	Identity   *identityBody      `json:"identity"`
-	Properties *managerProps      `json:"properties"`
+	Location   *string             `json:"location"`
+	Tags       *map[string]string  `json:"tags"`
+	Identity   *identityblock.Body `json:"identity"`
+	Properties *managerProps       `json:"properties"`
 }
 
 // managerOut is ClusterManagerProperties as rendered.
@@ -261,15 +262,6 @@ func (p *Provider) putManager(ctx context.Context, req *arm.Request) (*arm.Respo
 	return finishPut(ctx, req, existing == nil, initial, cur.Location, func(ctx context.Context) (any, error) {
 		return p.settleManager(ctx, id)
 	})
-}
-
-// identityErr points identity-service errors at the identity property.
-func identityErr(err error) error {
-	e := azerr.From(err)
-	if e.Status == http.StatusBadRequest && e.Target == "" {
-		e.Target = "identity"
-	}
-	return e
 }
 
 // finishPut answers a long-running PUT as ARM does: 201 (create) or 200

@@ -2,7 +2,6 @@ package networkcloud
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/identity"
+	"github.com/keyhaven/keyhaven/internal/providers/identityblock"
 	"github.com/keyhaven/keyhaven/internal/rotation"
 	"github.com/keyhaven/keyhaven/internal/store"
 	"github.com/keyhaven/keyhaven/internal/vault"
@@ -195,18 +195,9 @@ func listRendered[T, R any](ctx context.Context, r store.Reader, req *arm.Reques
 // setIdentity applies a request's identity block to the resource id in
 // subscription sub; a resource being created without one still gets an
 // (empty) identity record.
-func (p *Provider) setIdentity(ctx context.Context, req *arm.Request, sub, id string, body *identityBody, creating bool) error {
-	if body == nil && !creating {
-		return nil
-	}
-	spec := identity.IdentitySpec{}
-	if body != nil {
-		spec = body.spec()
-	}
-	if _, err := p.ids.SetResourceIdentity(ctx, p.tenantFor(ctx, req, sub), id, spec); err != nil {
-		return identityErr(err)
-	}
-	return nil
+func (p *Provider) setIdentity(ctx context.Context, req *arm.Request, sub, id string, body *identityblock.Body, creating bool) error {
+	_, err := identityblock.Apply(ctx, p.ids, req, p.tenantFor(ctx, req, sub), id, body, creating)
+	return err
 }
 
 // storeErr keeps *azerr.Error and hides the rest behind a 500; a lost
@@ -234,39 +225,9 @@ func (p *Provider) tenantFor(ctx context.Context, req *arm.Request, sub string) 
 }
 
 // renderIdentity returns the identity block of a resource as NetworkCloud
-// renders it (type "SystemAssigned,UserAssigned" without a space, as the
-// spec's enum has it), or nil when it carries none.
+// renders it, or nil when it carries none.
 func (p *Provider) renderIdentity(ctx context.Context, id string) (*identity.IdentityBlock, error) {
-	b, err := p.ids.GetResourceIdentity(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return presentIdentity(b), nil
-}
-
-func presentIdentity(b *identity.IdentityBlock) *identity.IdentityBlock {
-	if b == nil || b.Type == identity.IdentityNone {
-		return nil
-	}
-	out := *b
-	if out.Type == identity.IdentitySystemAssignedUserAssigned {
-		out.Type = "SystemAssigned,UserAssigned"
-	}
-	return &out
-}
-
-// identityBody is the identity block a client sends.
-type identityBody struct {
-	Type                   string                     `json:"type"`
-	UserAssignedIdentities map[string]json.RawMessage `json:"userAssignedIdentities,omitempty"`
-}
-
-func (b *identityBody) spec() identity.IdentitySpec {
-	s := identity.IdentitySpec{Type: b.Type}
-	for id := range b.UserAssignedIdentities {
-		s.UserAssigned = append(s.UserAssigned, id)
-	}
-	return s
+	return identityblock.Render(ctx, p.ids, id)
 }
 
 // identityPlan is the identity set a resource will carry after a request.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/identity"
 )
 
 // Resource types and store layout.
@@ -81,6 +82,8 @@ type record struct {
 	Tags           map[string]string `json:"tags"`
 	CreationTime   time.Time         `json:"creationTime"`
 	SystemData     *arm.SystemData   `json:"systemData,omitempty"`
+	// Identity is the identity block as of the account's last write.
+	Identity *identity.IdentityBlock `json:"identity,omitempty"`
 }
 
 func (r *record) id() arm.ResourceID {
@@ -196,15 +199,16 @@ type sku struct {
 
 // account is the ARM rendering of a storage account.
 type account struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Type       string            `json:"type"`
-	Location   string            `json:"location"`
-	Kind       string            `json:"kind"`
-	SKU        sku               `json:"sku"`
-	Tags       map[string]string `json:"tags"`
-	SystemData *arm.SystemData   `json:"systemData,omitempty"`
-	Properties accountProps      `json:"properties"`
+	ID         string                  `json:"id"`
+	Name       string                  `json:"name"`
+	Type       string                  `json:"type"`
+	Location   string                  `json:"location"`
+	Kind       string                  `json:"kind"`
+	SKU        sku                     `json:"sku"`
+	Tags       map[string]string       `json:"tags"`
+	Identity   *identity.IdentityBlock `json:"identity,omitempty"`
+	SystemData *arm.SystemData         `json:"systemData,omitempty"`
+	Properties accountProps            `json:"properties"`
 }
 
 func (p *Provider) render(r *record) account {
@@ -226,7 +230,7 @@ func (p *Provider) render(r *record) account {
 		props.AccessTier = "Hot"
 	}
 	return account{ID: r.id().String(), Name: r.Name, Type: AccountType, Location: r.Location, Kind: r.Kind,
-		SKU: sku{Name: r.SKU, Tier: tier}, Tags: tags, SystemData: r.SystemData, Properties: props}
+		SKU: sku{Name: r.SKU, Tier: tier}, Tags: tags, Identity: r.Identity, SystemData: r.SystemData, Properties: props}
 }
 
 func generic(r *record) arm.GenericResource {

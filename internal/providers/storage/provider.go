@@ -13,6 +13,8 @@ import (
 	"github.com/keyhaven/keyhaven/internal/arm"
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
+	"github.com/keyhaven/keyhaven/internal/identity"
+	"github.com/keyhaven/keyhaven/internal/providers/identityblock"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -25,6 +27,15 @@ type Options struct {
 	// NewID returns fresh internal and blob ids (default uuid.NewString).
 	NewID  func() string
 	Logger *slog.Logger
+	// Identities gives accounts their managed identities; when nil an
+	// account's identity property is refused.
+	Identities Identities
+}
+
+// Identities is what the provider needs of the identity service.
+type Identities interface {
+	identityblock.Identities
+	RemoveResource(ctx context.Context, resourceID string) error
 }
 
 // Provider is the Microsoft.Storage resource provider.
@@ -166,8 +177,26 @@ type accountBody struct {
 	SKU      *struct {
 		Name string `json:"name"`
 	} `json:"sku"`
-	Kind *string            `json:"kind"`
-	Tags *map[string]string `json:"tags"`
+	Kind     *string             `json:"kind"`
+	Tags     *map[string]string  `json:"tags"`
+	Identity *identityblock.Body `json:"identity"`
+}
+
+// applyIdentity gives the account at id the identity block of a PUT or
+// PATCH; a new account without one carries none. It runs before the account
+// record is written, which stores the block it returns.
+func (p *Provider) applyIdentity(ctx context.Context, req *arm.Request, id string, body *identityblock.Body, creating bool) (*identity.IdentityBlock, bool, error) {
+	if body == nil && !creating {
+		return nil, false, nil
+	}
+	if p.opts.Identities == nil {
+		if body == nil {
+			return nil, false, nil
+		}
+		return nil, false, arm.BadRequest("InvalidRequestContent", "Managed identities are not configured for storage accounts.").WithTarget("identity")
+	}
+	b, err := identityblock.Apply(ctx, p.opts.Identities, req, req.Tenant(ctx), id, body, creating)
+	return b, err == nil, err
 }
 
 func (p *Provider) putAccount(ctx context.Context, req *arm.Request) (*arm.Response, error) {
@@ -205,13 +234,26 @@ func (p *Provider) putAccount(ctx context.Context, req *arm.Request) (*arm.Respo
 	if err != nil {
 		return nil, err
 	}
+	// The name must be free or this account's before identities are made
+	// for it; the transaction below checks again.
+	existing, _, err := p.get(ctx, p.st, name)
+	switch {
+	case err == nil && !sameHome(existing, req.ID):
+		return nil, azerr.New(http.StatusConflict, "StorageAccountAlreadyTaken", "The storage account named %s is already taken.", name)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, storeErr(err)
+	}
+	idBlock, idSet, err := p.applyIdentity(ctx, req, req.ID.String(), body.Identity, existing == nil)
+	if err != nil {
+		return nil, err
+	}
 	var out *record
 	err = p.st.Update(ctx, func(tx store.Tx) error {
 		cur, ver, err := p.get(ctx, tx, name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			out = &record{InternalID: strings.ToLower(p.opts.NewID()), Name: name, SubscriptionID: strings.ToLower(req.ID.SubscriptionID),
-				ResourceGroup: req.ID.ResourceGroup, Location: loc, SKU: skuName, Kind: kind, Tags: tags,
+				ResourceGroup: req.ID.ResourceGroup, Location: loc, SKU: skuName, Kind: kind, Tags: tags, Identity: idBlock,
 				CreationTime: req.Now, SystemData: arm.NewSystemData(req.Principal, req.Now)}
 			if err := put(ctx, tx, out, store.Absent); err != nil {
 				return err
@@ -228,6 +270,9 @@ func (p *Provider) putAccount(ctx context.Context, req *arm.Request) (*arm.Respo
 				cur.Name, cur.Location, cur.ResourceGroup, loc)
 		}
 		cur.SKU, cur.Kind, cur.Tags = skuName, kind, tags
+		if idSet {
+			cur.Identity = idBlock
+		}
 		cur.SystemData = cur.SystemData.Touched(req.Principal, req.Now)
 		out = cur
 		return put(ctx, tx, cur, ver)
@@ -257,11 +302,21 @@ func (p *Provider) patchAccount(ctx context.Context, req *arm.Request) (*arm.Res
 				clip(body.SKU.Name, 40)).WithTarget("sku.name")
 		}
 	}
+	if _, _, err := p.lookup(ctx, p.st, req.ID); err != nil {
+		return nil, err
+	}
+	idBlock, idSet, err := p.applyIdentity(ctx, req, req.ID.String(), body.Identity, false)
+	if err != nil {
+		return nil, err
+	}
 	var out *record
-	err := p.st.Update(ctx, func(tx store.Tx) error {
+	err = p.st.Update(ctx, func(tx store.Tx) error {
 		cur, ver, err := p.lookup(ctx, tx, req.ID)
 		if err != nil {
 			return err
+		}
+		if idSet {
+			cur.Identity = idBlock
 		}
 		if body.Tags != nil {
 			cur.Tags = *body.Tags
@@ -303,8 +358,23 @@ func (p *Provider) deleteAccount(ctx context.Context, req *arm.Request) (*arm.Re
 	if gone == nil {
 		return arm.NoContent(), nil
 	}
+	if err := p.forgetIdentities(ctx, gone); err != nil {
+		return nil, err
+	}
 	p.purgeData(ctx, gone.InternalID)
 	return &arm.Response{Status: http.StatusOK}, nil
+}
+
+// forgetIdentities deletes a removed account's system-assigned identity
+// and its attachments, as ARM does with the resource.
+func (p *Provider) forgetIdentities(ctx context.Context, a *record) error {
+	if p.opts.Identities == nil {
+		return nil
+	}
+	if err := p.opts.Identities.RemoveResource(ctx, a.id().String()); err != nil {
+		return azerr.From(err)
+	}
+	return nil
 }
 
 // removeAccount deletes the record and index and leaves a purge marker for
@@ -396,6 +466,9 @@ func (p *Provider) DeleteGroupResources(ctx context.Context, sub, rg string) err
 			return removeAccount(ctx, tx, cur, ver)
 		})
 		if err != nil {
+			return fmt.Errorf("delete storage account %s: %w", a.Name, err)
+		}
+		if err := p.forgetIdentities(ctx, a); err != nil {
 			return fmt.Errorf("delete storage account %s: %w", a.Name, err)
 		}
 		p.purgeData(ctx, a.InternalID)
