@@ -136,6 +136,10 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		// Absolute, so the CA path written into admin-credentials.json and
+		// printed at start works from any working directory.
+		c.DataDir = abs
 	}
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
