@@ -543,6 +543,13 @@ func TestServeOwnTLSCertificate(t *testing.T) {
 			if cred.CAFile != "" {
 				t.Fatalf("admin credentials name a CA file %q that keyhaven did not write", cred.CAFile)
 			}
+			// The start-up text names the operator's certificate and gives a
+			// login command without an empty --ca-file.
+			out := p.stdout.String()
+			if !strings.Contains(out, "--tls-cert "+tc.args[1]) || strings.Contains(out, "--ca-file  ") ||
+				strings.Contains(out, "--ca-file --") || !strings.Contains(out, "log in: keyhaven login --server ") {
+				t.Fatalf("start-up text with --tls-cert:\n%s", out)
+			}
 		})
 	}
 }

@@ -72,7 +72,7 @@ func selfClient(cfg Config, tlsMat *pki.Material) *http.Client {
 			addr = net.JoinHostPort("127.0.0.1", port)
 		}
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: tlsMat.CAPool}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: selfRoots(tlsMat)}
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: tc,
@@ -81,4 +81,25 @@ func selfClient(cfg Config, tlsMat *pki.Material) *http.Client {
 		},
 		MaxIdleConnsPerHost: 8,
 	}}
+}
+
+// selfRoots is what this server's own client trusts: the generated or
+// bundled CA, else the system roots; plus the serving certificate itself,
+// so a certificate given with --tls-cert from a private CA is trusted here
+// without its CA being bundled.
+func selfRoots(m *pki.Material) *x509.CertPool {
+	pool := m.CAPool
+	if pool == nil {
+		if sys, err := x509.SystemCertPool(); err == nil && sys != nil {
+			pool = sys
+		} else {
+			pool = x509.NewCertPool()
+		}
+	} else {
+		pool = pool.Clone()
+	}
+	if m.Certificate.Leaf != nil {
+		pool.AddCert(m.Certificate.Leaf)
+	}
+	return pool
 }

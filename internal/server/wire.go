@@ -224,7 +224,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	err = s.Serve(ctx, func(addr fmtStringer) {
 		fmt.Fprintf(stdout, "keyhaven is serving on %s (listening on %s)\n", cfg.BaseURL(), addr.String())
-		fmt.Fprintf(stdout, "  CA certificate for clients: %s\n", tlsMat.CACertFile)
+		caFlag := ""
+		if tlsMat.CACertFile != "" {
+			fmt.Fprintf(stdout, "  CA certificate for clients: %s\n", tlsMat.CACertFile)
+			caFlag = " --ca-file " + tlsMat.CACertFile
+		} else {
+			fmt.Fprintf(stdout, "  TLS: the certificate of --tls-cert %s (clients trust its issuer; give them --ca-file if it is private)\n", cfg.TLSCert)
+		}
 		fmt.Fprintf(stdout, "  vaults: https://{vault}.%s/\n", hostPort(cfg.VaultDomain, cfg.PublicPort))
 		if cfg.MIListen != "" {
 			fmt.Fprintf(stdout, "  managed-identity endpoint: http://%s/msi/token\n", cfg.MIListen)
@@ -236,7 +242,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		} else {
 			fmt.Fprintf(stdout, "  bootstrap administrator %s: credential in %s (written on first start)\n", boot.AdminUPN, cred)
 		}
-		fmt.Fprintf(stdout, "  log in: keyhaven login --server %s --ca-file %s --username %s\n", cfg.BaseURL(), tlsMat.CACertFile, boot.AdminUPN)
+		fmt.Fprintf(stdout, "  log in: keyhaven login --server %s%s --username %s\n", cfg.BaseURL(), caFlag, boot.AdminUPN)
 	})
 	stopBG()
 	armSrv.Wait()
