@@ -37,6 +37,10 @@ func TestCLIIdentityAndAuthorization(t *testing.T) {
 	if !strings.Contains(list, "Operator Nexus Key Vault Writer Service Role") {
 		t.Fatalf("assignment list:\n%s", list)
 	}
+	// Flat, as az prints it, so az's --query idioms work.
+	if got := strings.TrimSpace(kh("role", "assignment", "list", "--scope", vaultID, "--query", "[?principalId=='"+spObject+"'].scope | [0]", "-o", "tsv")); !strings.EqualFold(got, vaultID) {
+		t.Fatalf("role assignment list, flat scope = %q", got)
+	}
 
 	tok := s.ClientSecretToken(t, sp.AppID, sp.Password, s.VaultAudience())
 	vurl := s.VaultURL("rbacvault")
@@ -97,9 +101,12 @@ func TestCLIIdentityAndAuthorization(t *testing.T) {
 	// A user-assigned identity, created and listed through the CLI.
 	var uai map[string]any
 	mustJSON(t, kh("identity", "create", "-n", "myUAI", "-g", "rg1", "-l", "local"), &uai)
-	props, _ := uai["properties"].(map[string]any)
-	if props["principalId"] == nil || props["clientId"] == nil {
+	// Flat, as az prints it: principalId and clientId beside id.
+	if uai["principalId"] == nil || uai["clientId"] == nil || uai["tenantId"] == nil || uai["resourceGroup"] != "rg1" {
 		t.Fatalf("identity create: %v", uai)
+	}
+	if got := strings.TrimSpace(kh("identity", "show", "-n", "myUAI", "-g", "rg1", "--query", "principalId", "-o", "tsv")); got != uai["principalId"] {
+		t.Fatalf("identity show --query principalId = %q, want %v", got, uai["principalId"])
 	}
 	if !strings.Contains(kh("identity", "list", "-g", "rg1", "-o", "tsv"), "myUAI") {
 		t.Fatal("identity list lacks myUAI")

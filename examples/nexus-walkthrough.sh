@@ -99,9 +99,9 @@ note "vault URIs: the guide's https://<key vault name>.vault.azure.net/ is $vaul
 # cluster manager and another for the cluster, so that the audit log can tell
 # the two user-assigned paths apart.
 uai=$(keyhaven identity create --name myUAI --resource-group "$rg" --location local --query id -o tsv)
-uaiPrincipal=$(keyhaven identity show --ids "$uai" --query properties.principalId -o tsv)
+uaiPrincipal=$(keyhaven identity show --ids "$uai" --query principalId -o tsv)
 clusterUai=$(keyhaven identity create --name clusterUAI --resource-group "$rg" --location local --query id -o tsv)
-clusterUaiPrincipal=$(keyhaven identity show --ids "$clusterUai" --query properties.principalId -o tsv)
+clusterUaiPrincipal=$(keyhaven identity show --ids "$clusterUai" --query principalId -o tsv)
 [ -n "$uaiPrincipal" ] && [ -n "$clusterUaiPrincipal" ] && [ "$uaiPrincipal" != "$clusterUaiPrincipal" ] &&
   ok "user-assigned identities myUAI ($uaiPrincipal) and clusterUAI ($clusterUaiPrincipal)" || fail "user-assigned identities"
 platformApp=$(keyhaven ad sp list --display-name keyhaven-platform --query '[0].id' -o tsv)
@@ -369,8 +369,8 @@ expect_match "the output gives clusterUAI's principalId" "$out" "\"principalId\"
 step "guide: Grant Managed Identity Access to a Key Vault for Credential Rotation"
 na "the guide's 'Access configuration' portal view: the vault's permission model is Azure RBAC (enableRbacAuthorization true, checked above)."
 note "every identity above was granted with the guide's command where its section referred here; the vault's assignments now:"
-keyhaven role assignment list --scope "$vaultId" --role "$writerRole" --query "[].{principal:properties.principalId,role:roleDefinitionName}" -o table
-writers=$(keyhaven role assignment list --scope "$vaultId" --role "$writerRole" --query "[].properties.principalId" -o tsv)
+keyhaven role assignment list --scope "$vaultId" --role "$writerRole" --query "[].{principal:principalId,role:roleDefinitionName}" -o table
+writers=$(keyhaven role assignment list --scope "$vaultId" --role "$writerRole" --query "[].principalId" -o tsv)
 for p in "$uaiPrincipal" "$cmPrincipal" "$clusterSaPrincipal" "$clusterUaiPrincipal" "$clusterPrincipal"; do
   expect_match "writer role for $p" "$writers" "$p"
 done

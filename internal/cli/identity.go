@@ -47,7 +47,7 @@ func newIdentityCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(v)
+			return a.print(flattenProps(v))
 		},
 	}
 	target(create, false)
@@ -65,7 +65,7 @@ func newIdentityCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(v)
+			return a.print(flattenProps(v))
 		},
 	}
 	target(show, true)
@@ -81,7 +81,7 @@ func newIdentityCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(items)
+			return a.print(flattenProps(items))
 		},
 	}
 	list.Flags().StringVarP(&rg, "resource-group", "g", "", "Name of the resource group.")

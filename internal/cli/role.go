@@ -411,7 +411,7 @@ func newRoleAsgCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(v)
+			return a.print(flattenProps(v))
 		},
 	}
 	who.bind(cmd, true)
@@ -523,7 +523,7 @@ func newRoleAsgListCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.addRoleNames(cmd.Context(), q.scope, items)
-			return a.print(items)
+			return a.print(flattenProps(items))
 		},
 	}
 	who.bind(cmd, false)
