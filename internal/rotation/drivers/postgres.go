@@ -2,10 +2,7 @@ package drivers
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/xdg-go/scram"
 )
 
 // scramIterations matches PostgreSQL's default scram_iterations.
@@ -118,22 +116,16 @@ func scramVerifier(password, salt []byte) (string, error) {
 			return "", err
 		}
 	}
-	salted, err := pbkdf2.Key(sha256.New, string(password), salt, scramIterations, sha256.Size)
+	// xdg-go/scram derives the keys (SaltedPassword, StoredKey, ServerKey).
+	c, err := scram.SHA256.NewClient("", string(password), "")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("postgres: %w", err)
 	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	serverKey := hmacSHA256(salted, "Server Key")
+	creds := c.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: scramIterations})
 	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, b64(salt), b64(stored[:]), b64(serverKey)), nil
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, b64(salt), b64(creds.StoredKey), b64(creds.ServerKey)), nil
 }
 
-func hmacSHA256(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
-}
 
 // quoteLiteral quotes s as a standard-conforming SQL string literal. It is
 // only ever given a SCRAM verifier (base64 and "$:-"), but quotes properly
