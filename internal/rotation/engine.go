@@ -96,7 +96,8 @@ type Config struct {
 	// BatchSize bounds the due credentials claimed per pass (default 64).
 	BatchSize int
 	Backoff   Backoff
-	// CordonRecheck is how soon a cordoned owner is looked at again (default 15m).
+	// CordonRecheck is how soon an owner that may not rotate now (cordoned,
+	// or not yet Ready for a periodic rotation) is looked at again (default 15m).
 	CordonRecheck time.Duration
 	// AlertsAudiences, when set, are the token audiences AlertsHandler accepts.
 	AlertsAudiences []string
