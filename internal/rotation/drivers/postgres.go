@@ -126,7 +126,6 @@ func scramVerifier(password, salt []byte) (string, error) {
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, b64(salt), b64(creds.StoredKey), b64(creds.ServerKey)), nil
 }
 
-
 // quoteLiteral quotes s as a standard-conforming SQL string literal. It is
 // only ever given a SCRAM verifier (base64 and "$:-"), but quotes properly
 // regardless.
