@@ -1,39 +1,80 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyhaven/keyhaven/internal/audit"
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
 )
 
 type auditEvent struct {
-	ResourceID       string `json:"resourceId"`
-	OperationName    string `json:"operationName"`
-	OperationVersion string `json:"operationVersion"`
-	ResultType       string `json:"resultType"`
-	ResultSignature  string `json:"resultSignature"`
-	CallerIPAddress  string `json:"callerIpAddress"`
-	CorrelationID    string `json:"correlationId"`
-	Identity         *struct {
-		Claim struct {
-			OID string `json:"oid"`
-			TID string `json:"tid"`
-		} `json:"claim"`
-	} `json:"identity"`
-	Properties struct {
-		ID             string `json:"id"`
-		RequestURI     string `json:"requestUri"`
-		HTTPStatusCode int    `json:"httpStatusCode"`
-		TLSVersion     string `json:"tlsVersion"`
+	ResourceID       string      `json:"resourceId"`
+	OperationName    string      `json:"operationName"`
+	OperationVersion string      `json:"operationVersion"`
+	ResultType       string      `json:"resultType"`
+	ResultSignature  string      `json:"resultSignature"`
+	DurationMs       *int64      `json:"durationMs"`
+	CallerIPAddress  string      `json:"callerIpAddress"`
+	CorrelationID    string      `json:"correlationId"`
+	Identity         *auditIdent `json:"identity"`
+	Properties       struct {
+		ID               string `json:"id"`
+		RequestURI       string `json:"requestUri"`
+		HTTPStatusCode   int    `json:"httpStatusCode"`
+		TLSVersion       string `json:"tlsVersion"`
+		IsRBACAuthorized bool   `json:"isRbacAuthorized"`
+		ValueHMAC        string `json:"valueHmac"`
 	} `json:"properties"`
 }
 
-// auditEvents pages through the audit query API for a resource.
+type auditIdent struct {
+	Claim auditClaim `json:"claim"`
+}
+
+type auditClaim struct {
+	OID      string `json:"oid"`
+	AppID    string `json:"appid"`
+	UPN      string `json:"upn"`
+	TID      string `json:"tid"`
+	XMSMIRID string `json:"xms_mirid"`
+}
+
+// tokenClaims reads the claims an event's identity must repeat from the
+// access token the request carried.
+func tokenClaims(t *testing.T, token string) *auditClaim {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatal("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c auditClaim
+	if err := json.Unmarshal(b, &c); err != nil || c.OID == "" || c.TID == "" || c.AppID == "" {
+		t.Fatalf("token claims %+v: %v", c, err)
+	}
+	return &c
+}
+
+// auditEvents pages through the audit query API for a resource ("" for
+// every resource).
 func auditEvents(t *testing.T, w *world, resourceID string) []auditEvent {
 	t.Helper()
 	var all []auditEvent
@@ -50,192 +91,610 @@ func auditEvents(t *testing.T, w *world, resourceID string) []auditEvent {
 		}
 		all = append(all, page.Value...)
 		next = page.NextLink
+		if next != "" && strings.HasPrefix(next, "/") {
+			next = w.srv.BaseURL + next
+		}
 	}
 	return all
 }
 
-// do sends one request tagged with a client request id (the audit
-// correlationId) and returns that id.
-func (w *world) do(t *testing.T, method, u, token string, body any) (string, int) {
+// auditCase is one request of TestAuditEveryOperation and the event it must
+// leave.
+type auditCase struct {
+	name          string
+	method, url   string
+	token         string
+	body          any        // JSON body
+	form          url.Values // form body (token endpoint)
+	header        http.Header
+	wantStatus    int
+	wantOp        string
+	wantSignature string
+	wantResource  string // resourceId, case-insensitive; "" for none
+	wantID        string // properties.id, case-insensitive; "" for none; a trailing "*" matches a prefix
+	wantRBAC      bool
+	wantClaims    *auditClaim // nil: an anonymous request, no identity
+	wantHMAC      string      // properties.valueHmac; "" for none
+
+	corr string // filled in when sent
+}
+
+// send makes the request of c with a fresh client request id and returns
+// the response body. The managed-identity endpoint is plain HTTP on its own
+// port, which the server's client (it dials the main port) cannot reach.
+func (c *auditCase) send(t *testing.T, s *khtest.Server) []byte {
 	t.Helper()
-	id := "e2e-" + randHex(8)
-	req, _ := newJSONRequest(method, u, token, body)
-	req.Header.Set("x-ms-client-request-id", id)
-	resp, err := w.srv.Client().Do(req)
+	var rd io.Reader
+	ctype := ""
+	switch {
+	case c.form != nil:
+		rd, ctype = strings.NewReader(c.form.Encode()), "application/x-www-form-urlencoded"
+	case c.body != nil:
+		b, _ := json.Marshal(c.body)
+		rd, ctype = bytes.NewReader(b), "application/json"
+	}
+	req, err := http.NewRequest(c.method, c.url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return id, resp.StatusCode
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	c.corr = "e2e-" + randHex(8)
+	req.Header.Set("x-ms-client-request-id", c.corr)
+	client := s.Client()
+	if strings.HasPrefix(c.url, "http://") {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != c.wantStatus {
+		t.Fatalf("%s: status %d, want %d: %.300s", c.name, resp.StatusCode, c.wantStatus, body)
+	}
+	return body
+}
+
+// wantRequestURI is what the event's requestUri must be: the URL without any
+// query parameter but api-version.
+func wantRequestURI(t *testing.T, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := u.Scheme + "://" + u.Host + u.EscapedPath()
+	if v := u.Query().Get("api-version"); v != "" {
+		out += "?api-version=" + v
+	}
+	return out
 }
 
 // Every data-plane and control-plane operation kind, refused ones included,
-// leaves exactly one audit event with the right fields and caller; no secret
-// value reaches the audit log, the logs, the shipped blobs or error messages;
-// and `keyhaven audit verify` finds an edited event.
+// and the sign-in endpoints leave exactly one audit event with the right
+// fields and caller (a user, a service principal, a managed identity); a
+// SecretSet event identifies its value by the HMAC `keyhaven audit hash`
+// computes and no event holds the value; the storage sink receives the
+// events of the vault with a diagnostic setting and none of a vault without.
 func TestAuditEveryOperation(t *testing.T) {
 	w := newWorld(t, khtest.Options{})
 	s := w.srv
 	kh := cliSession(t, s)
-	// A diagnostic setting ships this vault's events to a storage account.
-	kh("storage", "account", "create", "-n", "auditlogs"+randHex(3), "-g", "rg1", "--sku", "Standard_ZRS", "-o", "none")
-	acct := strings.TrimSpace(kh("storage", "account", "list", "-g", "rg1", "--query", "[0].name", "-o", "tsv"))
+	sub := s.Admin.SubscriptionID
+	rg := "/subscriptions/" + sub + "/resourceGroups/rg1"
+	// A diagnostic setting ships the main vault's events to a storage account.
+	acct := "auditlogs" + randHex(3)
+	acctID := rg + "/providers/Microsoft.Storage/storageAccounts/" + acct
+	kh("storage", "account", "create", "-n", acct, "-g", "rg1", "--sku", "Standard_ZRS", "-o", "none")
 	kh("monitor", "diagnostic-settings", "create", "-n", "toStorage", "--resource", w.vaultID, "--storage-account", acct,
 		"--logs", `[{"category":"AuditEvent","enabled":true}]`, "-o", "none")
-
-	secretValue := "AUDIT-SECRET-" + randHex(8)
-	vu := s.VaultURL(w.vault)
-	type op struct {
-		name, method, url string
-		token             string
-		body              any
-		wantOp            string
-		wantStatus        int
-	}
-	ops := []op{
-		{"set", "PUT", vu + "secrets/a?api-version=7.5", w.kvToken, map[string]any{"value": secretValue}, "SecretSet", 200},
-		{"get", "GET", vu + "secrets/a?api-version=7.5", w.kvToken, nil, "SecretGet", 200},
-		{"list", "GET", vu + "secrets?api-version=7.5", w.kvToken, nil, "SecretList", 200},
-		{"versions", "GET", vu + "secrets/a/versions?api-version=7.5", w.kvToken, nil, "SecretListVersions", 200},
-		{"update", "PATCH", vu + "secrets/a/?api-version=7.5", w.kvToken, map[string]any{"contentType": "x"}, "SecretUpdate", 200},
-		{"backup", "POST", vu + "secrets/a/backup?api-version=7.5", w.kvToken, nil, "SecretBackup", 200},
-		{"delete", "DELETE", vu + "secrets/a?api-version=7.5", w.kvToken, nil, "SecretDelete", 200},
-		{"get-deleted", "GET", vu + "deletedsecrets/a?api-version=7.5", w.kvToken, nil, "SecretGetDeleted", 200},
-		{"list-deleted", "GET", vu + "deletedsecrets?api-version=7.5", w.kvToken, nil, "SecretListDeleted", 200},
-		{"recover", "POST", vu + "deletedsecrets/a/recover?api-version=7.5", w.kvToken, nil, "SecretRecover", 200},
-		{"refused-no-token", "GET", vu + "secrets/a?api-version=7.5", "", nil, "", 401},
-		{"refused-not-found", "GET", vu + "secrets/missing?api-version=7.5", w.kvToken, nil, "SecretGet", 404},
-		{"vault-get", "GET", s.BaseURL + w.vaultID + "?api-version=2023-07-01", w.armToken, nil, "VaultGet", 200},
-		{"vault-patch", "PATCH", s.BaseURL + w.vaultID + "?api-version=2023-07-01", w.armToken, map[string]any{"tags": map[string]string{"a": "b"}}, "VaultPatch", 200},
-	}
-	ids := map[string]op{}
-	for _, o := range ops {
-		id, code := w.do(t, o.method, o.url, o.token, o.body)
-		if code != o.wantStatus {
-			t.Fatalf("%s: status %d, want %d", o.name, code, o.wantStatus)
-		}
-		ids[id] = o
-	}
-	// Refused by authorization: a principal with no role on the vault.
+	// A service principal with no role anywhere: refused on both planes.
 	var sp struct{ AppID, Password string }
 	mustJSON(t, kh("ad", "sp", "create-for-rbac", "-n", "nobody", "--query", "{AppID:appId,Password:password}"), &sp)
-	spTok := s.ClientSecretToken(t, sp.AppID, sp.Password, s.VaultAudience())
-	forbiddenID, code := w.do(t, "GET", vu+"secrets/a?api-version=7.5", spTok, nil)
-	if code != 403 {
-		t.Fatalf("no-role get: %d", code)
+	spKV := s.ClientSecretToken(t, sp.AppID, sp.Password, s.VaultAudience())
+	spARM := s.ClientSecretToken(t, sp.AppID, sp.Password, s.BaseURL)
+
+	secretValue := "AUDIT-SECRET-" + randHex(8)
+	otherValue := "AUDIT-OTHER-" + randHex(8)
+	hashOf := func(v string) string {
+		h := strings.TrimSpace(kh("audit", "hash", "--value", v, "--query", "hash", "-o", "tsv"))
+		if !strings.HasPrefix(h, "hmac-sha256:") {
+			t.Fatalf("audit hash: %q", h)
+		}
+		return h
+	}
+	secretHMAC, otherHMAC := hashOf(secretValue), hashOf(otherValue)
+
+	admin := tokenClaims(t, w.armToken)
+	if admin.UPN == "" {
+		t.Fatal("the administrator's token has no upn")
+	}
+	kvAdmin := tokenClaims(t, w.kvToken)
+	spClaims := tokenClaims(t, spKV)
+	vu := s.VaultURL(w.vault)
+	vaultURI := strings.TrimSuffix(vu, "/")
+	vaultID := w.vaultID
+	other := "v" + randHex(4)
+	otherID := rg + "/providers/Microsoft.KeyVault/vaults/" + other
+	doomed := "v" + randHex(4)
+	doomedID := rg + "/providers/Microsoft.KeyVault/vaults/" + doomed
+	vaultBody := map[string]any{"location": "local", "properties": map[string]any{"tenantId": s.Admin.TenantID,
+		"sku": map[string]string{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}}
+	code, body := s.Do(t, "PUT", s.BaseURL+doomedID+"?api-version=2023-07-01", w.armToken, vaultBody)
+	mustStatus(t, 201, code, body)
+	uaiID := rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai1"
+	raID := vaultID + "/providers/Microsoft.Authorization/roleAssignments/" + newUUID()
+	kvOp := func(name, method, path string, body any, status int, op, sig string, id string) auditCase {
+		return auditCase{name: name, method: method, url: vu + path + "?api-version=7.5", token: w.kvToken, body: body,
+			wantStatus: status, wantOp: op, wantSignature: sig, wantResource: vaultID, wantID: id, wantRBAC: true, wantClaims: kvAdmin}
+	}
+	armOp := func(name, method, id string, api string, body any, status int, op, sig string) auditCase {
+		return auditCase{name: name, method: method, url: s.BaseURL + id + "?api-version=" + api, token: w.armToken, body: body,
+			wantStatus: status, wantOp: op, wantSignature: sig, wantResource: id, wantID: id, wantRBAC: true, wantClaims: admin}
 	}
 
-	events := auditEvents(t, w, w.vaultID)
+	var sent []auditCase
+	run := func(c auditCase) []byte {
+		t.Helper()
+		b := c.send(t, s)
+		sent = append(sent, c)
+		return b
+	}
+	// The data plane, as a user.
+	setCase := kvOp("ok/secret-set", "PUT", "secrets/a", map[string]any{"value": secretValue}, 200, "SecretSet", "OK", vaultURI+"/secrets/a/*")
+	setCase.wantHMAC = secretHMAC
+	for _, c := range []auditCase{
+		setCase,
+		kvOp("ok/secret-get", "GET", "secrets/a", nil, 200, "SecretGet", "OK", vaultURI+"/secrets/a/*"),
+		kvOp("ok/secret-list", "GET", "secrets", nil, 200, "SecretList", "OK", ""),
+		kvOp("ok/secret-list-versions", "GET", "secrets/a/versions", nil, 200, "SecretListVersions", "OK", vaultURI+"/secrets/a"),
+		kvOp("ok/secret-update", "PATCH", "secrets/a/", map[string]any{"contentType": "x"}, 200, "SecretUpdate", "OK", vaultURI+"/secrets/a/*"),
+		kvOp("ok/secret-backup", "POST", "secrets/a/backup", nil, 200, "SecretBackup", "OK", vaultURI+"/secrets/a"),
+		// A deleted secret's id is its secret id, as in Azure (recoveryId
+		// names the deleted object).
+		kvOp("ok/secret-delete", "DELETE", "secrets/a", nil, 200, "SecretDelete", "OK", vaultURI+"/secrets/a/*"),
+		kvOp("ok/secret-get-deleted", "GET", "deletedsecrets/a", nil, 200, "SecretGetDeleted", "OK", vaultURI+"/secrets/a/*"),
+		kvOp("ok/secret-list-deleted", "GET", "deletedsecrets", nil, 200, "SecretListDeleted", "OK", ""),
+		kvOp("ok/secret-recover", "POST", "deletedsecrets/a/recover", nil, 200, "SecretRecover", "OK", vaultURI+"/secrets/a*"),
+	} {
+		run(c)
+	}
+	// Purge and restore, on a second secret.
+	code, body = w.setSecret(t, "b", secretValue)
+	mustStatus(t, 200, code, body)
+	code, backup := s.Do(t, "POST", vu+"secrets/b/backup?api-version=7.5", w.kvToken, nil)
+	mustStatus(t, 200, code, backup)
+	var blob struct{ Value string }
+	mustJSON(t, string(backup), &blob)
+	code, body = s.Do(t, "DELETE", vu+"secrets/b?api-version=7.5", w.kvToken, nil)
+	mustStatus(t, 200, code, body)
+	run(kvOp("ok/secret-purge", "DELETE", "deletedsecrets/b", nil, 204, "SecretPurge", "NoContent", vaultURI+"/secrets/b*"))
+	run(kvOp("ok/secret-restore", "POST", "secrets/restore", map[string]string{"value": blob.Value}, 200, "SecretRestore", "OK", vaultURI+"/secrets/b/*"))
+	// Refusals on the data plane.
+	// The data plane challenges an anonymous request before it parses the
+	// route, so the event names no operation and no object (Azure's name
+	// them): a known gap, pinned here so a fix updates this case.
+	anon := kvOp("fail/secret-get-no-token", "GET", "secrets/a", nil, 401, "Unknown", "Unauthorized", "")
+	anon.token, anon.wantClaims, anon.wantRBAC = "", nil, false
+	run(anon)
+	noRole := kvOp("fail/secret-get-no-role", "GET", "secrets/a", nil, 403, "SecretGet", "Forbidden", vaultURI+"/secrets/a")
+	noRole.token, noRole.wantClaims, noRole.wantRBAC = spKV, spClaims, false
+	run(noRole)
+	run(kvOp("fail/secret-get-not-found", "GET", "secrets/missing", nil, 404, "SecretGet", "NotFound", vaultURI+"/secrets/missing"))
+
+	// The control plane: vaults, then one operation of every other provider.
+	run(armOp("ok/vault-get", "GET", vaultID, "2023-07-01", nil, 200, "VaultGet", "OK"))
+	run(armOp("ok/vault-patch", "PATCH", vaultID, "2023-07-01", map[string]any{"tags": map[string]string{"a": "b"}}, 200, "VaultPatch", "OK"))
+	run(armOp("ok/vault-put", "PUT", otherID, "2024-11-01", vaultBody, 201, "VaultPut", "Created"))
+	run(armOp("ok/vault-list", "GET", rg+"/providers/Microsoft.KeyVault/vaults", "2023-07-01", nil, 200, "VaultList", "OK"))
+	run(armOp("ok/vault-delete", "DELETE", doomedID, "2023-07-01", nil, 200, "VaultDelete", "OK"))
+	// The vault without a diagnostic setting has data-plane events too.
+	otherSet := kvOp("ok/secret-set-other-vault", "PUT", "secrets/c", map[string]any{"value": otherValue}, 200, "SecretSet", "OK", strings.TrimSuffix(s.VaultURL(other), "/")+"/secrets/c/*")
+	otherSet.url, otherSet.wantResource, otherSet.wantHMAC = s.VaultURL(other)+"secrets/c?api-version=7.5", otherID, otherHMAC
+	run(otherSet)
+	run(armOp("ok/storage-account-get", "GET", acctID, "2023-01-01", nil, 200, "Microsoft.Storage/storageAccounts/read", "OK"))
+	run(armOp("ok/diagnostic-setting-get", "GET", vaultID+"/providers/Microsoft.Insights/diagnosticSettings/toStorage", "2021-05-01-preview", nil, 200,
+		"Microsoft.Insights/diagnosticSettings/read", "OK"))
+	run(armOp("ok/networkcloud-cluster-manager-list", "GET", rg+"/providers/Microsoft.NetworkCloud/clusterManagers", "2025-02-01", nil, 200,
+		"Microsoft.NetworkCloud/clusterManagers/read", "OK"))
+	var uai struct {
+		Properties struct{ ClientID, PrincipalID string }
+	}
+	mustJSON(t, string(run(armOp("ok/identity-put", "PUT", uaiID, "2023-01-31", map[string]any{"location": "local"}, 201,
+		"Microsoft.ManagedIdentity/userAssignedIdentities/write", "Created"))), &uai)
+	issue := armOp("ok/identity-issue-workload-secret", "POST", uaiID+"/issueWorkloadSecret", "2023-01-31", map[string]any{}, 200,
+		"Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", "OK")
+	issue.wantResource, issue.wantID = uaiID, uaiID
+	var ws struct{ IdentityEndpoint, IdentityHeader string }
+	mustJSON(t, string(run(issue)), &ws)
+	run(armOp("ok/role-assignment-put", "PUT", raID, "2022-04-01", map[string]any{"properties": map[string]string{
+		"roleDefinitionId": "/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6",
+		"principalId":      uai.Properties.PrincipalID, "principalType": "ServicePrincipal"}}, 201,
+		"Microsoft.Authorization/roleAssignments/write", "Created"))
+	refused := armOp("fail/storage-account-get-no-role", "GET", acctID, "2023-01-01", nil, 403, "Microsoft.Storage/storageAccounts/read", "Forbidden")
+	refused.token, refused.wantClaims, refused.wantRBAC = spARM, tokenClaims(t, spARM), false
+	if b := run(refused); errCode(b) != "AuthorizationFailed" {
+		t.Fatalf("refused control-plane call: %s", b)
+	}
+
+	// Sign-ins: the token endpoint and the managed-identity endpoint (no
+	// caller token, so no identity), then a call with the identity's token.
+	run(auditCase{name: "ok/token-issue", method: "POST", url: s.BaseURL + "/" + s.Admin.TenantID + "/oauth2/v2.0/token",
+		form:       url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {sp.Password}, "scope": {s.VaultAudience() + "/.default"}},
+		wantStatus: 200, wantOp: "TokenIssue", wantSignature: "OK"})
+	run(auditCase{name: "fail/token-issue-bad-secret", method: "POST", url: s.BaseURL + "/" + s.Admin.TenantID + "/oauth2/v2.0/token",
+		form:       url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {"wrong-" + randHex(8)}, "scope": {s.VaultAudience() + "/.default"}},
+		wantStatus: 401, wantOp: "TokenIssue", wantSignature: "Unauthorized"})
+	miURL := ws.IdentityEndpoint + "?" + url.Values{"api-version": {"2019-08-01"}, "resource": {s.VaultAudience()}, "client_id": {uai.Properties.ClientID}}.Encode()
+	var miTok struct {
+		AccessToken string `json:"access_token"`
+	}
+	mustJSON(t, string(run(auditCase{name: "ok/managed-identity-token-issue", method: "GET", url: miURL,
+		header: http.Header{"X-Identity-Header": {ws.IdentityHeader}}, wantStatus: 200, wantOp: "ManagedIdentityTokenIssue", wantSignature: "OK"})), &miTok)
+	miClaims := tokenClaims(t, miTok.AccessToken)
+	if !strings.EqualFold(miClaims.XMSMIRID, uaiID) {
+		t.Fatalf("managed identity token xms_mirid %q, want %q", miClaims.XMSMIRID, uaiID)
+	}
+	miGet := kvOp("ok/secret-get-managed-identity", "GET", "secrets/a", nil, 200, "SecretGet", "OK", vaultURI+"/secrets/a/*")
+	miGet.token, miGet.wantClaims = miTok.AccessToken, miClaims
+	run(miGet)
+
+	events := auditEvents(t, w, "")
 	byCorr := map[string][]auditEvent{}
 	for _, e := range events {
 		byCorr[e.CorrelationID] = append(byCorr[e.CorrelationID], e)
 	}
-	for id, o := range ids {
-		t.Run(o.name, func(t *testing.T) {
-			got := byCorr[id]
+	for _, c := range sent {
+		t.Run(c.name, func(t *testing.T) {
+			got := byCorr[c.corr]
 			if len(got) != 1 {
-				t.Fatalf("%d events for correlation %s, want exactly 1", len(got), id)
+				t.Fatalf("%d events for correlation %s, want exactly 1", len(got), c.corr)
 			}
 			e := got[0]
-			if o.wantOp != "" && e.OperationName != o.wantOp {
-				t.Fatalf("operationName %q, want %q", e.OperationName, o.wantOp)
+			api := ""
+			if u, err := url.Parse(c.url); err == nil {
+				api = u.Query().Get("api-version")
 			}
-			if e.Properties.HTTPStatusCode != o.wantStatus || e.CallerIPAddress != "127.0.0.1" || e.Properties.TLSVersion == "" {
-				t.Fatalf("fields: %+v", e)
+			wantResult := "Success"
+			if c.wantStatus >= 400 {
+				wantResult = "Failure"
 			}
-			if !strings.EqualFold(e.ResourceID, w.vaultID) {
-				t.Fatalf("resourceId %q", e.ResourceID)
+			checks := []struct {
+				field     string
+				got, want any
+			}{
+				{"operationName", e.OperationName, c.wantOp},
+				{"operationVersion", e.OperationVersion, api},
+				{"resultType", e.ResultType, wantResult},
+				{"resultSignature", e.ResultSignature, c.wantSignature},
+				{"properties.httpStatusCode", e.Properties.HTTPStatusCode, c.wantStatus},
+				{"callerIpAddress", e.CallerIPAddress, "127.0.0.1"},
+				{"durationMs present", e.DurationMs != nil && *e.DurationMs >= 0, true},
+				{"resourceId", strings.ToLower(e.ResourceID), strings.ToLower(c.wantResource)},
+				{"properties.requestUri", e.Properties.RequestURI, wantRequestURI(t, c.url)},
+				{"properties.isRbacAuthorized", e.Properties.IsRBACAuthorized, c.wantRBAC},
+				{"properties.tlsVersion set", e.Properties.TLSVersion != "", strings.HasPrefix(c.url, "https://")},
+				{"properties.valueHmac", e.Properties.ValueHMAC, c.wantHMAC},
 			}
-			if o.token != "" {
-				if e.Identity == nil || e.Identity.Claim.TID != s.Admin.TenantID || e.Identity.Claim.OID == "" {
-					t.Fatalf("identity: %+v", e.Identity)
+			for _, ck := range checks {
+				if ck.got != ck.want {
+					t.Errorf("%s = %v, want %v", ck.field, ck.got, ck.want)
 				}
-				if o.wantStatus < 300 && e.ResultType != "Success" {
-					t.Fatalf("resultType %q", e.ResultType)
+			}
+			if prefix, ok := strings.CutSuffix(c.wantID, "*"); ok {
+				if !strings.HasPrefix(strings.ToLower(e.Properties.ID), strings.ToLower(prefix)) {
+					t.Errorf("properties.id = %q, want a prefix %q", e.Properties.ID, prefix)
+				}
+			} else if !strings.EqualFold(e.Properties.ID, c.wantID) {
+				t.Errorf("properties.id = %q, want %q", e.Properties.ID, c.wantID)
+			}
+			switch {
+			case c.wantClaims == nil && e.Identity != nil:
+				t.Errorf("identity %+v for a request without a token", e.Identity.Claim)
+			case c.wantClaims != nil && e.Identity == nil:
+				t.Errorf("no identity, want %+v", *c.wantClaims)
+			case c.wantClaims != nil && !strings.EqualFold(e.Identity.Claim.XMSMIRID, c.wantClaims.XMSMIRID):
+				t.Errorf("identity.claim.xms_mirid %q, want %q", e.Identity.Claim.XMSMIRID, c.wantClaims.XMSMIRID)
+			case c.wantClaims != nil:
+				got, want := e.Identity.Claim, *c.wantClaims
+				got.XMSMIRID, want.XMSMIRID = "", ""
+				if got != want {
+					t.Errorf("identity.claim %+v, want %+v", got, want)
 				}
 			}
 		})
 	}
-	if got := byCorr[forbiddenID]; len(got) != 1 || got[0].Properties.HTTPStatusCode != 403 || got[0].ResultSignature != "Forbidden" {
-		t.Fatalf("forbidden request events: %+v", got)
+
+	// No secret value and no workload secret anywhere: audit records (via
+	// the API) and server logs.
+	raw, _ := json.Marshal(events)
+	for _, v := range []string{secretValue, otherValue, ws.IdentityHeader, sp.Password} {
+		if strings.Contains(string(raw), v) || strings.Contains(s.Logs(), v) {
+			t.Fatalf("a secret (%d chars) found in audit events or logs", len(v))
+		}
 	}
 
-	// No secret value anywhere: audit records (via the API), server logs, and
-	// the storage account's shipped blobs.
-	raw, _ := json.Marshal(events)
-	if strings.Contains(string(raw), secretValue) || strings.Contains(s.Logs(), secretValue) {
-		t.Fatal("secret value found in audit events or logs")
+	// The sink: the main vault's events arrive (up to the last request made
+	// after the other vault's); the other vault, with no diagnostic
+	// setting, has no blob at all.
+	list := func() []string {
+		out, err := s.CLI(t, "storage", "blob", "list", "--account-name", acct, "--container-name", "insights-logs-auditevent", "--query", "[].name", "-o", "tsv")
+		if err != nil {
+			return nil
+		}
+		return strings.Fields(out)
 	}
+	mainPrefix := "resourceId=" + strings.ToUpper(vaultID) + "/"
+	shipped := ""
 	waitFor(t, func() bool {
-		out, err := s.CLI(t, "storage", "blob", "list", "--account-name", acct, "--container-name", "insights-logs-auditevent", "-o", "tsv")
-		return err == nil && strings.Contains(out, "PT1H.json")
+		shipped = ""
+		for _, n := range list() {
+			if strings.HasPrefix(n, mainPrefix) && strings.HasSuffix(n, "/PT1H.json") {
+				shipped += kh("storage", "blob", "download", "--account-name", acct, "--container-name", "insights-logs-auditevent", "--name", n)
+			}
+		}
+		return strings.Contains(shipped, miGet.corr)
 	})
-	blobs := kh("storage", "blob", "list", "--account-name", acct, "--container-name", "insights-logs-auditevent", "--query", "[].name", "-o", "tsv")
-	blobName := strings.TrimSpace(strings.Split(blobs, "\n")[0])
-	if !strings.Contains(blobName, "resourceId="+strings.ToUpper(w.vaultID)) {
-		t.Fatalf("blob name %q does not follow Azure's layout", blobName)
+	if !strings.Contains(shipped, `"operationName":"SecretSet"`) || !strings.Contains(shipped, secretHMAC) {
+		t.Fatalf("shipped blobs lack the SecretSet event or its HMAC:\n%.500s", shipped)
 	}
-	content := kh("storage", "blob", "download", "--account-name", acct, "--container-name", "insights-logs-auditevent", "--name", blobName)
-	if !strings.Contains(content, `"operationName":"SecretSet"`) || strings.Contains(content, secretValue) {
-		t.Fatalf("shipped blob: secret present or events missing:\n%.500s", content)
+	if strings.Contains(shipped, secretValue) {
+		t.Fatal("a shipped blob holds the secret value")
+	}
+	for _, n := range list() {
+		if strings.HasPrefix(strings.ToUpper(n), "RESOURCEID="+strings.ToUpper(otherID)+"/") {
+			t.Fatalf("blob %q shipped for a vault without a diagnostic setting", n)
+		}
 	}
 
 	// Operators' views: the log and the insights summary.
-	logTable := kh("monitor", "log", "list", "--resource", w.vaultID, "--operation", "SecretGet", "-o", "table")
+	logTable := kh("monitor", "log", "list", "--resource", vaultID, "--operation", "SecretGet", "-o", "table")
 	if !strings.Contains(logTable, "SecretGet") || strings.Contains(logTable, "SecretSet") {
 		t.Fatalf("monitor log list --operation SecretGet:\n%s", logTable)
 	}
 	var ins map[string]any
-	mustJSON(t, kh("monitor", "insights", "show", "--resource", w.vaultID), &ins)
+	mustJSON(t, kh("monitor", "insights", "show", "--resource", vaultID), &ins)
 	if b, _ := json.Marshal(ins); !strings.Contains(string(b), "SecretSet") || !strings.Contains(string(b), "Forbidden") {
 		t.Fatalf("insights lack operations or failures: %s", b)
 	}
+}
 
-	// The chain verifies; an edited event is found and named.
-	if out := kh("audit", "verify", "--resource-id", w.vaultID); !strings.Contains(out, `"ok": true`) {
-		t.Fatalf("verify before tampering:\n%s", out)
+func newUUID() string {
+	h := randHex(16)
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:]
+}
+
+// rawStore reads and rewrites stored records directly, as someone with
+// access to the database (and not to the audit key or the server) could.
+type rawStore interface {
+	keys(t *testing.T, prefix string) []string // in key order
+	get(t *testing.T, key string) []byte
+	put(t *testing.T, key string, value []byte)
+	del(t *testing.T, key string)
+}
+
+type sqliteRaw struct{ db *sql.DB }
+
+func (r sqliteRaw) keys(t *testing.T, prefix string) []string {
+	rows, err := r.db.Query("SELECT key FROM kv WHERE key >= ? ORDER BY key", []byte(prefix))
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.Stop()
-	editAuditEvent(t, filepath.Join(s.DataDir, "keyhaven.db"))
-	s.Restart()
-	out, err := s.CLI(t, "audit", "verify", "--resource-id", w.vaultID)
-	if err == nil || !strings.Contains(out, "edited") {
-		t.Fatalf("verify after tampering: %v\n%s", err, out)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(k), prefix) {
+			break
+		}
+		out = append(out, string(k))
+	}
+	return out
+}
+
+func (r sqliteRaw) get(t *testing.T, key string) []byte {
+	var v []byte
+	if err := r.db.QueryRow("SELECT value FROM kv WHERE key = ?", []byte(key)).Scan(&v); err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return v
+}
+
+func (r sqliteRaw) put(t *testing.T, key string, value []byte) {
+	if _, err := r.db.Exec("UPDATE kv SET value = ? WHERE key = ?", value, []byte(key)); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// editAuditEvent changes one stored event's status code in place.
-func editAuditEvent(t *testing.T, dbPath string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", dbPath)
+func (r sqliteRaw) del(t *testing.T, key string) {
+	if _, err := r.db.Exec("DELETE FROM kv WHERE key = ?", []byte(key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type pgRaw struct {
+	conn  *pgx.Conn
+	table string
+}
+
+func (r pgRaw) keys(t *testing.T, prefix string) []string {
+	rows, err := r.conn.Query(context.Background(), "SELECT key FROM "+r.table+" WHERE key >= $1 ORDER BY key", []byte(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	rows, err := db.Query("SELECT key, value FROM kv WHERE CAST(key AS TEXT) LIKE 'audit/events/%'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key, val []byte
-	found := false
+	defer rows.Close()
+	var out []string
 	for rows.Next() {
-		if err := rows.Scan(&key, &val); err != nil {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(val), `"SecretGet"`) {
-			found = true
-			break
+		if strings.HasPrefix(string(k), prefix) {
+			out = append(out, string(k))
 		}
 	}
-	rows.Close()
-	if !found {
-		t.Fatal("no SecretGet event stored")
+	return out
+}
+
+func (r pgRaw) get(t *testing.T, key string) []byte {
+	var v []byte
+	if err := r.conn.QueryRow(context.Background(), "SELECT value FROM "+r.table+" WHERE key = $1", []byte(key)).Scan(&v); err != nil {
+		t.Fatalf("read %s: %v", key, err)
 	}
-	edited := strings.Replace(string(val), `"httpStatusCode":200`, `"httpStatusCode":201`, 1)
-	if edited == string(val) {
-		t.Fatalf("could not edit event: %s", val)
-	}
-	if _, err := db.Exec("UPDATE kv SET value = ? WHERE key = ?", []byte(edited), key); err != nil {
+	return v
+}
+
+func (r pgRaw) put(t *testing.T, key string, value []byte) {
+	if _, err := r.conn.Exec(context.Background(), "UPDATE "+r.table+" SET value = $1 WHERE key = $2", value, []byte(key)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func (r pgRaw) del(t *testing.T, key string) {
+	if _, err := r.conn.Exec(context.Background(), "DELETE FROM "+r.table+" WHERE key = $1", []byte(key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openRaw opens the store of a stopped server directly.
+func openRaw(t *testing.T, s *khtest.Server, opts khtest.Options) rawStore {
+	t.Helper()
+	if opts.Store == "" {
+		db, err := sql.Open("sqlite", filepath.Join(s.DataDir, "keyhaven.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return sqliteRaw{db}
+	}
+	schema := ""
+	for i, a := range opts.Args {
+		if a == "--store-schema" && i+1 < len(opts.Args) {
+			schema = opts.Args[i+1]
+		}
+	}
+	if schema == "" {
+		t.Fatal("postgres options name no schema")
+	}
+	conn, err := pgx.Connect(context.Background(), os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return pgRaw{conn: conn, table: pgx.Identifier{schema, "kv"}.Sanitize()}
+}
+
+// `keyhaven audit verify` finds an edited, a removed, a reordered event and a
+// removed last event, each in its own vault's stream, and names the kind and
+// position; an untouched stream still verifies.
+func TestAuditVerifyFindsTampering(t *testing.T) {
+	eventKey := func(stream string, seq int) string { return fmt.Sprintf("audit/events/%s/%020d", stream, seq) }
+	tests := []struct {
+		name     string
+		tamper   func(t *testing.T, db rawStore, stream string) (seq int64) // where verify must point
+		wantKind string                                                     // "" for a stream that verifies
+	}{
+		{name: "ok/untouched", tamper: func(*testing.T, rawStore, string) int64 { return 0 }},
+		{name: "fail/edited", wantKind: "edited", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+			v := db.get(t, eventKey(stream, 2))
+			edited := bytes.Replace(v, []byte(`"httpStatusCode":200`), []byte(`"httpStatusCode":201`), 1)
+			if bytes.Equal(edited, v) {
+				t.Fatalf("could not edit event: %s", v)
+			}
+			db.put(t, eventKey(stream, 2), edited)
+			return 2
+		}},
+		{name: "fail/removed", wantKind: "missing", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+			db.del(t, eventKey(stream, 2))
+			return 2
+		}},
+		{name: "fail/reordered", wantKind: "reordered", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+			a, b := db.get(t, eventKey(stream, 2)), db.get(t, eventKey(stream, 3))
+			db.put(t, eventKey(stream, 2), b)
+			db.put(t, eventKey(stream, 3), a)
+			return 2
+		}},
+		{name: "fail/last-removed", wantKind: "missing", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+			keys := db.keys(t, "audit/events/"+stream+"/")
+			last := keys[len(keys)-1]
+			db.del(t, last)
+			var seq int64
+			if _, err := fmt.Sscanf(last[strings.LastIndex(last, "/")+1:], "%d", &seq); err != nil {
+				t.Fatal(err)
+			}
+			return seq
+		}},
+	}
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			opts := b.opts(t)
+			w := newWorld(t, opts)
+			s := w.srv
+			kh := cliSession(t, s)
+			// One vault per case, each with a stream of five events
+			// (VaultPut and four secret sets).
+			ids := make([]string, len(tests))
+			for i := range tests {
+				name := "v" + randHex(4)
+				ids[i] = "/subscriptions/" + s.Admin.SubscriptionID + "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/" + name
+				code, body := w.put(t, s.BaseURL+ids[i]+"?api-version=2023-07-01", map[string]any{"location": "local",
+					"properties": map[string]any{"tenantId": s.Admin.TenantID, "sku": map[string]string{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}})
+				mustStatus(t, 201, code, body)
+				for j := 0; j < 4; j++ {
+					code, body := s.Do(t, "PUT", s.VaultURL(name)+"secrets/s?api-version=7.5", w.kvToken, map[string]any{"value": randHex(8)})
+					mustStatus(t, 200, code, body)
+				}
+				if out := kh("audit", "verify", "--resource-id", ids[i]); !strings.Contains(out, `"ok": true`) {
+					t.Fatalf("verify before tampering:\n%s", out)
+				}
+			}
+			s.Stop()
+			db := openRaw(t, s, opts)
+			seqs := make([]int64, len(tests))
+			for i, tc := range tests {
+				seqs[i] = tc.tamper(t, db, audit.StreamOf(ids[i]))
+			}
+			s.Restart()
+			for i, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					out, err := s.CLI(t, "audit", "verify", "--resource-id", ids[i])
+					var rep struct {
+						OK       bool `json:"ok"`
+						Problems []struct {
+							ResourceID string `json:"resourceId"`
+							Seq        int64  `json:"seq"`
+							Kind       string `json:"kind"`
+						} `json:"problems"`
+					}
+					if derr := json.NewDecoder(strings.NewReader(out)).Decode(&rep); derr != nil {
+						t.Fatalf("verify output is not a report: %v\n%s", derr, out)
+					}
+					if tc.wantKind == "" {
+						if err != nil || !rep.OK || len(rep.Problems) != 0 {
+							t.Fatalf("untouched stream does not verify: %v\n%s", err, out)
+						}
+						return
+					}
+					if err == nil || rep.OK || len(rep.Problems) == 0 {
+						t.Fatalf("verify after tampering succeeded: %v\n%s", err, out)
+					}
+					p := rep.Problems[0]
+					if p.Kind != tc.wantKind || p.Seq != seqs[i] || !strings.EqualFold(p.ResourceID, ids[i]) {
+						t.Fatalf("first problem %+v, want kind %s at seq %d of %s\n%s", p, tc.wantKind, seqs[i], ids[i], out)
+					}
+				})
+			}
+		})
 	}
 }

@@ -2,14 +2,100 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
 )
 
-// Values that reach keyhaven through restore and through credential rotation
-// appear in no audit event, log line, shipped blob or error message.
+// minNeedle is the shortest value worth searching for: shorter strings
+// would match by chance and prove nothing.
+const minNeedle = 12
+
+// needlesOf is what to search for to find value v leaked: v itself, its
+// JSON-escaped form (as a log line or error body would carry it), and, for
+// a JSON object value (the console user credential), each secret field on
+// its own and each line of a multi-line field (a PEM private key), so a
+// leaked password or key alone is found too. Public fields (the SSH public
+// key, the user name) are not secrets and may be shown anywhere.
+func needlesOf(v string) []string {
+	out := []string{v}
+	if b, _ := json.Marshal(v); len(b) > 2 {
+		out = append(out, string(b[1:len(b)-1]))
+	}
+	var fields map[string]any
+	if json.Unmarshal([]byte(v), &fields) != nil {
+		return out
+	}
+	for k, f := range fields {
+		s, ok := f.(string)
+		lk := strings.ToLower(k)
+		if !ok || strings.Contains(lk, "public") || strings.Contains(lk, "user") {
+			continue
+		}
+		out = append(out, s)
+		if b, _ := json.Marshal(s); len(b) > 2 {
+			out = append(out, string(b[1:len(b)-1]))
+		}
+		for _, line := range strings.Split(s, "\n") {
+			if line = strings.TrimSpace(line); !strings.HasPrefix(line, "-----") {
+				out = append(out, line)
+			}
+		}
+	}
+	kept := out[:0]
+	for _, n := range out {
+		if len(n) >= minNeedle {
+			kept = append(kept, n)
+		}
+	}
+	return kept
+}
+
+func TestNeedlesOf(t *testing.T) {
+	pem := "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\nQyNTUxOQAAACBmZXhhbXBsZWtleWJ5dGVz\n-----END OPENSSH PRIVATE KEY-----\n"
+	escapedPEM, _ := json.Marshal(pem)
+	console, _ := json.Marshal(map[string]string{"password": "Pa55word-LongEnough", "sshPrivateKey": pem,
+		"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA public", "username": "consoleuser-admin"})
+	tests := []struct {
+		name    string
+		value   string
+		want    []string // needles
+		notWant []string // not needles: public, or too short to mean anything
+	}{
+		{name: "ok/plain-value", value: "BMC-PASSWORD-123456", want: []string{"BMC-PASSWORD-123456"}},
+		{name: "ok/json-fields-split", value: string(console),
+			want: []string{string(console), "Pa55word-LongEnough", pem, string(escapedPEM[1 : len(escapedPEM)-1]),
+				"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "QyNTUxOQAAACBmZXhhbXBsZWtleWJ5dGVz"},
+			notWant: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA public", "consoleuser-admin", "-----BEGIN OPENSSH PRIVATE KEY-----"}},
+		{name: "fail/short-field-dropped", value: `{"password":"short","pin":"0000"}`, want: []string{`{"password":"short","pin":"0000"}`}, notWant: []string{"short", "0000"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, n := range needlesOf(tc.value) {
+				got[n] = true
+			}
+			for _, w := range tc.want {
+				if !got[w] {
+					t.Errorf("needle %q missing from %v", w, got)
+				}
+			}
+			for _, w := range tc.notWant {
+				if got[w] {
+					t.Errorf("%q is a needle, but it is public or too short", w)
+				}
+			}
+		})
+	}
+}
+
+// Values that reach keyhaven through set, restore and credential rotation
+// (a cluster's initial BMC passwords included) appear in no audit event, log
+// line, shipped blob, rotation alert, cluster or machine status, or error
+// body; and each rotated value delivered to the vault is identified in its
+// SecretSet event by the HMAC `keyhaven audit hash` computes.
 func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 	w := newWorld(t, khtest.Options{Args: []string{"--rotation-interval", "200ms"}})
 	s := w.srv
@@ -17,12 +103,22 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 	kh("storage", "account", "create", "-n", "leaklogs", "-g", "rg1", "-o", "none")
 	kh("monitor", "diagnostic-settings", "create", "-n", "ship", "--resource", w.vaultID, "--storage-account", "leaklogs",
 		"--logs", `[{"category":"AuditEvent","enabled":true}]`, "-o", "none")
+	var errorBodies []string
+	vu := s.VaultURL(w.vault)
+	// expectError sends a request that must fail and keeps its body.
+	expectError := func(what, method, u string, body any) {
+		t.Helper()
+		code, b := s.Do(t, method, u, w.kvToken, body)
+		if code < 400 {
+			t.Fatalf("%s: status %d, want an error: %s", what, code, b)
+		}
+		errorBodies = append(errorBodies, string(b))
+	}
 
 	// Restore: back up, delete, purge, restore.
 	restored := "RESTORED-VALUE-" + randHex(8)
 	code, body := w.setSecret(t, "r", restored)
 	mustStatus(t, 200, code, body)
-	vu := s.VaultURL(w.vault)
 	code, backup := s.Do(t, "POST", vu+"secrets/r/backup?api-version=7.5", w.kvToken, nil)
 	mustStatus(t, 200, code, backup)
 	var blob map[string]string
@@ -37,34 +133,57 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 		code, _ := s.Do(t, "POST", vu+"secrets/restore?api-version=7.5", w.kvToken, map[string]string{"value": blob["value"]})
 		return code == 200
 	})
-	// An error path that echoes input must not echo a value either.
-	code, body = s.Do(t, "PUT", vu+"secrets/bad%20name?api-version=7.5", w.kvToken, map[string]string{"value": restored})
-	if code != 400 || strings.Contains(string(body), restored) {
-		t.Fatalf("bad-name set: %d %s", code, body)
-	}
+	// Error paths that get a value must not echo it.
+	code, body = w.setSecret(t, "d", restored)
+	mustStatus(t, 200, code, body)
+	code, body = s.Do(t, "DELETE", vu+"secrets/d?api-version=7.5", w.kvToken, nil)
+	mustStatus(t, 200, code, body)
+	expectError("bad name", "PUT", vu+"secrets/bad%20name?api-version=7.5", map[string]string{"value": restored})
+	expectError("set over a deleted secret", "PUT", vu+"secrets/d?api-version=7.5", map[string]string{"value": restored})
+	expectError("malformed body", "PUT", vu+"secrets/e?api-version=7.5", json.RawMessage(`{"value":"`+restored+`","tags":"not-a-map"}`))
+	expectError("value with wrong type", "PUT", vu+"secrets/e?api-version=7.5", json.RawMessage(`{"value":["`+restored+`"]}`))
+	expectError("restore over an existing secret", "POST", vu+"secrets/restore?api-version=7.5", map[string]string{"value": blob["value"]})
 
-	// Rotation: a cluster whose credentials are archived into this vault.
+	// Rotation: a cluster whose credentials are archived into this vault, and
+	// one with no archive, whose blocked rotation raises an alert.
 	sub := s.Admin.SubscriptionID
+	rgID := "/subscriptions/" + sub + "/resourceGroups/rg1"
 	kh("networkcloud", "clustermanager", "create", "-n", "cm", "-g", "rg1",
-		"--fabric-controller-id", "/subscriptions/"+sub+"/resourceGroups/rg1/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/n", "--mi-system-assigned", "-o", "none")
-	cmID := "/subscriptions/" + sub + "/resourceGroups/rg1/providers/Microsoft.NetworkCloud/clusterManagers/cm"
+		"--fabric-controller-id", rgID+"/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/n", "--mi-system-assigned", "-o", "none")
+	cmID := rgID + "/providers/Microsoft.NetworkCloud/clusterManagers/cm"
 	pid := strings.TrimSpace(kh("networkcloud", "clustermanager", "show", "--ids", cmID, "--query", "identity.principalId", "-o", "tsv"))
 	kh("role", "assignment", "create", "--assignee", pid, "--role", "44f0a1a8-6fea-4b35-980a-8ff50c487c97", "--scope", w.vaultID, "-o", "none")
-	initial := "INITIAL-BMC-" + randHex(6)
-	rack := "{networkRackId:'/subscriptions/" + sub + "/resourceGroups/rg1/providers/Microsoft.ManagedNetworkFabric/networkRacks/r',rackSkuId:'/subscriptions/" + sub + "/providers/Microsoft.NetworkCloud/rackSkus/s',rackSerialNumber:r1,bareMetalMachineConfigurationData:[{bmcCredentials:{username:root,password:'" + initial + "'},bmcMacAddress:'AA:BB:CC:DD:EE:01',bootMacAddress:'AA:BB:CC:DD:EF:01',machineName:m1,rackSlot:1,serialNumber:S1}]}"
-	clusterID := "/subscriptions/" + sub + "/resourceGroups/rg1/providers/Microsoft.NetworkCloud/clusters/leak"
-	kh("networkcloud", "cluster", "create", "-n", "leak", "-g", "rg1", "--extended-location", "name="+cmID, "type=CustomLocation",
-		"--cluster-type", "SingleRack", "--cluster-version", "3.10.0", "--network-fabric-id", "/subscriptions/"+sub+"/resourceGroups/rg1/providers/Microsoft.ManagedNetworkFabric/networkFabrics/f",
-		"--aggregator-or-single-rack-definition", rack, "-o", "none")
+	// Each cluster has its own rack and machine (n names them).
+	rack := func(n, password, mac string) string {
+		return "{networkRackId:'" + rgID + "/providers/Microsoft.ManagedNetworkFabric/networkRacks/r" + n + "',rackSkuId:'/subscriptions/" + sub + "/providers/Microsoft.NetworkCloud/rackSkus/s',rackSerialNumber:r" + n + ",bareMetalMachineConfigurationData:[{bmcCredentials:{username:root,password:'" + password + "'},bmcMacAddress:'" + mac + "',bootMacAddress:'AA:BB:CC:DD:EF:0" + n + "',machineName:m" + n + ",rackSlot:1,serialNumber:S" + n + "}]}"
+	}
+	createCluster := func(name, n, password, mac string) (string, error) {
+		return s.CLI(t, "networkcloud", "cluster", "create", "-n", name, "-g", "rg1", "--extended-location", "name="+cmID, "type=CustomLocation",
+			"--cluster-type", "SingleRack", "--cluster-version", "3.10.0", "--network-fabric-id", rgID+"/providers/Microsoft.ManagedNetworkFabric/networkFabrics/f"+n,
+			"--aggregator-or-single-rack-definition", rack(n, password, mac), "-o", "none")
+	}
+	initial, blockedInitial := "INITIAL-BMC-"+randHex(6), "BLOCKED-BMC-"+randHex(6)
+	// A refused create that carries a password: its error must not echo it.
+	if out, err := createCluster("bad", "9", initial, "not-a-mac"); err == nil {
+		t.Fatal("a cluster with an invalid BMC MAC address was created")
+	} else {
+		errorBodies = append(errorBodies, out) // what the CLI printed (err repeats the command line)
+	}
+	clusterID := rgID + "/providers/Microsoft.NetworkCloud/clusters/leak"
+	blockedID := rgID + "/providers/Microsoft.NetworkCloud/clusters/blocked"
+	for _, c := range []struct{ name, n, password string }{{"leak", "1", initial}, {"blocked", "2", blockedInitial}} {
+		if out, err := createCluster(c.name, c.n, c.password, "AA:BB:CC:DD:EE:0"+c.n); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
 	kh("networkcloud", "cluster", "update", "--ids", clusterID, "--secret-archive", "{key-vault-id:"+w.vaultID+",use-key-vault:true}", "-o", "none")
 	kh("networkcloud", "cluster", "deploy", "--ids", clusterID, "-o", "none")
+	kh("networkcloud", "cluster", "deploy", "--ids", blockedID, "-o", "none")
 	var rotated []string
 	waitFor(t, func() bool {
-		names := strings.Fields(kh("keyvault", "secret", "list", "--vault-name", w.vault, "--query", "[?tags.cluster].name", "-o", "tsv"))
+		// Delivered secrets are tagged with their cluster's ID.
+		names := strings.Fields(kh("keyvault", "secret", "list", "--vault-name", w.vault, "--query", "[?tags.clusterId].name", "-o", "tsv"))
 		if len(names) < 3 { // BMC, console user, local path storage key
-			names = strings.Fields(kh("keyvault", "secret", "list", "--vault-name", w.vault, "--query", "[?name!='r'].name", "-o", "tsv"))
-		}
-		if len(names) < 3 {
 			return false
 		}
 		rotated = rotated[:0]
@@ -73,31 +192,76 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 		}
 		return true
 	})
+	var alerts []string
+	waitFor(t, func() bool {
+		out := kh("networkcloud", "cluster", "alert", "list", "--ids", blockedID, "--include-cleared")
+		alerts = []string{out}
+		return strings.Contains(out, "SecretArchiveNotConfigured")
+	})
+	for _, id := range []string{clusterID, blockedID} {
+		code, b := s.Do(t, "GET", s.BaseURL+"/rotation/alerts?"+url.Values{"clusterId": {id}, "includeCleared": {"true"}}.Encode(), w.armToken, nil)
+		mustStatus(t, 200, code, b)
+		alerts = append(alerts, string(b))
+	}
 
 	// Everything an operator or an attacker with log access could read.
-	var haystack []string
-	haystack = append(haystack, s.Logs())
-	for _, id := range []string{w.vaultID, clusterID, "/"} {
-		_, ev := s.Do(t, "GET", s.BaseURL+"/audit/events?resourceId="+id+"&top=1000", w.armToken, nil)
-		haystack = append(haystack, string(ev))
+	haystack := map[string][]string{"server log": {s.Logs()}, "error body": errorBodies, "rotation alerts": alerts}
+	var events []string
+	for next := s.BaseURL + "/audit/events?top=1000"; next != ""; {
+		code, b := s.Do(t, "GET", next, w.armToken, nil)
+		mustStatus(t, 200, code, b)
+		events = append(events, string(b))
+		var page struct {
+			NextLink string `json:"nextLink"`
+		}
+		_ = json.Unmarshal(b, &page)
+		next = page.NextLink
+		if strings.HasPrefix(next, "/") {
+			next = s.BaseURL + next
+		}
 	}
+	haystack["audit events"] = events
+	for _, id := range []string{clusterID, blockedID} {
+		haystack["cluster status"] = append(haystack["cluster status"], kh("networkcloud", "cluster", "show", "--ids", id))
+	}
+	haystack["machine status"] = []string{kh("networkcloud", "baremetalmachine", "list", "-g", "rg1")}
 	waitFor(t, func() bool {
 		out, err := s.CLI(t, "storage", "blob", "list", "--account-name", "leaklogs", "--container-name", "insights-logs-auditevent", "--query", "[].name", "-o", "tsv")
 		return err == nil && strings.TrimSpace(out) != ""
 	})
 	for _, name := range strings.Fields(kh("storage", "blob", "list", "--account-name", "leaklogs", "--container-name", "insights-logs-auditevent", "--query", "[].name", "-o", "tsv")) {
-		haystack = append(haystack, kh("storage", "blob", "download", "--account-name", "leaklogs", "--container-name", "insights-logs-auditevent", "--name", name))
+		haystack["shipped blob"] = append(haystack["shipped blob"], kh("storage", "blob", "download", "--account-name", "leaklogs", "--container-name", "insights-logs-auditevent", "--name", name))
 	}
-	needles := append([]string{restored, initial}, rotated...)
-	for _, n := range needles {
-		if len(n) < 8 {
-			t.Fatalf("implausible secret value %q: the test would prove nothing", n)
+	if !strings.Contains(strings.Join(haystack["cluster status"], ""), "detailedStatus") {
+		t.Fatal("cluster show has no detailedStatus: the search would miss it")
+	}
+
+	values := append([]string{restored, initial, blockedInitial}, rotated...)
+	checked := 0
+	for _, v := range values {
+		needles := needlesOf(v)
+		if len(needles) == 0 {
+			t.Fatalf("implausible secret value of %d chars: the test would prove nothing", len(v))
 		}
-		for _, h := range haystack {
-			if strings.Contains(h, n) {
-				t.Fatalf("a secret value leaked (%d chars) into logs, audit events or shipped blobs", len(n))
+		for _, n := range needles {
+			for where, hs := range haystack {
+				for _, h := range hs {
+					if strings.Contains(h, n) {
+						t.Fatalf("a secret value (a %d-char part of a %d-char value) leaked into a %s", len(n), len(v), where)
+					}
+				}
 			}
+			checked++
 		}
 	}
-	t.Logf("%d values checked against %d haystacks", len(needles), len(haystack))
+	// Forensics: the rotation engine's deliveries are SecretSet events whose
+	// valueHmac identifies each delivered value.
+	allEvents := strings.Join(events, "")
+	for _, v := range rotated {
+		h := strings.TrimSpace(kh("audit", "hash", "--value", v, "--query", "hash", "-o", "tsv"))
+		if !strings.HasPrefix(h, "hmac-sha256:") || !strings.Contains(allEvents, `"valueHmac":"`+h+`"`) {
+			t.Fatalf("no audit event identifies a rotated value by its HMAC %q", h)
+		}
+	}
+	t.Logf("%d needles from %d values checked against %d kinds of output", checked, len(values), len(haystack))
 }

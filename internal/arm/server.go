@@ -279,7 +279,9 @@ func (s *Server) authenticate(c *call) error {
 func (s *Server) authorize(c *call, action string, scope ResourceID) error {
 	c.action, c.scope = action, scope.String()
 	info := principal.InfoFrom(c.r.Context())
-	info.OperationName, info.OperationVersion, info.ResourceID = action, c.apiVersion, c.scope
+	// The scope is also the object acted on (properties.id), as Key Vault's
+	// control-plane events name the vault.
+	info.OperationName, info.OperationVersion, info.ResourceID, info.ObjectID = action, c.apiVersion, c.scope, c.scope
 	ok, err := s.allowed(c.r.Context(), c.p, action, scope)
 	if err != nil {
 		return err

@@ -93,7 +93,7 @@ func maxEncodedSize(e Event) int {
 	n := len(e.Time) + len(e.ResourceID) + len(e.OperationName) + len(e.OperationVersion) + len(e.Category) +
 		len(e.ResultType) + len(e.ResultSignature) + len(e.ResultDescription) + len(e.CallerIPAddress) +
 		len(e.CorrelationID) + len(e.Properties.ID) + len(e.Properties.RequestURI) + len(e.Properties.ClientInfo) +
-		len(e.Properties.TLSVersion) + len(e.Properties.RequestID)
+		len(e.Properties.TLSVersion) + len(e.Properties.RequestID) + len(e.Properties.ValueHMAC)
 	if id := e.Identity; id != nil {
 		n += len(id.Claim.OID) + len(id.Claim.AppID) + len(id.Claim.UPN) + len(id.Claim.TID) + len(id.Claim.XMSMIRID)
 	}

@@ -9,7 +9,10 @@
 // handlers record in principal.Info, the request line (path and api-version
 // only) and the response status. Bodies, headers other than User-Agent, query
 // values and tokens never enter an event. Where a value must be identified,
-// callers use (*Log).HMAC with the per-deployment audit key.
+// the middleware hands (*Log).HMAC (the per-deployment audit key) to the
+// handler as principal.Info.HMAC; the handler records Info.ValueHMAC
+// (SecretSet does) and the event carries it as properties.valueHmac, only if
+// it has the form HMAC produces.
 //
 // Writes are group-committed (commit.go): events of concurrent requests
 // share one store transaction, each chained onto its stream in arrival

@@ -66,6 +66,9 @@ type Properties struct {
 	IsRBACAuthorized    bool   `json:"isRbacAuthorized"`
 	TLSVersion          string `json:"tlsVersion,omitempty"`
 	RequestID           string `json:"requestId,omitempty"` // keyhaven: x-ms-request-id
+	// ValueHMAC identifies the value a request stored (SecretSet), as
+	// (*Log).HMAC computes it; compare with `keyhaven audit hash --value`.
+	ValueHMAC string `json:"valueHmac,omitempty"`
 }
 
 // At parses the event time (zero when malformed).

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net"
 	"net/http"
@@ -43,6 +44,8 @@ func (l *Log) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Handlers identify values through this, never by storing them.
+		principal.InfoFrom(r.Context()).HMAC = l.HMAC
 		bw := &bufWriter{w: w, l: l, r: r, start: l.clk.Now(), header: w.Header().Clone()}
 		finished := false
 		defer func() {
@@ -246,6 +249,7 @@ func (l *Log) eventFor(r *http.Request, start time.Time, status int) Event {
 			IsRBACAuthorized:    info.IsRBACAuthorized,
 			TLSVersion:          clip(info.TLSVersion, maxShort),
 			RequestID:           clip(info.RequestID, maxShort),
+			ValueHMAC:           validHMAC(info.ValueHMAC),
 		},
 	}
 	if p := info.Principal; p != nil {
@@ -255,6 +259,21 @@ func (l *Log) eventFor(r *http.Request, start time.Time, status int) Event {
 		}}
 	}
 	return e
+}
+
+// validHMAC keeps s only if it has exactly the form (*Log).HMAC produces, so
+// a handler that set anything else (a value by mistake) records nothing.
+func validHMAC(s string) string {
+	h, ok := strings.CutPrefix(s, HMACPrefix)
+	if !ok || len(h) != 2*sha256.Size {
+		return ""
+	}
+	for _, c := range h {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+	}
+	return s
 }
 
 // fallbackOperation names requests no handler named (sign-ins, unknown

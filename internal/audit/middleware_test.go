@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
@@ -256,6 +257,57 @@ func TestRequestURIKeepsOnlyAPIVersion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := requestURI(httptest.NewRequest("GET", tc.target, nil)); got != tc.want {
 				t.Fatalf("requestURI %q want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A handler identifies a value through info.HMAC; the event carries that
+// HMAC and nothing a handler put there in any other form.
+func TestMiddlewareValueHMAC(t *testing.T) {
+	const value = "VALUE-HMAC-MARKER-5d1e"
+	tests := []struct {
+		name string
+		set  func(info *principal.Info) // what the handler records
+		want func(l *Log) string        // the event's valueHmac
+	}{
+		{name: "ok/hmac-recorded", set: func(info *principal.Info) { info.ValueHMAC = info.HMAC(value) }, want: func(l *Log) string { return l.HMAC(value) }},
+		{name: "ok/none-set", set: func(*principal.Info) {}, want: func(*Log) string { return "" }},
+		{name: "fail/raw-value-dropped", set: func(info *principal.Info) { info.ValueHMAC = value }, want: func(*Log) string { return "" }},
+		{name: "fail/hmac-prefixed-value-dropped", set: func(info *principal.Info) { info.ValueHMAC = HMACPrefix + value }, want: func(*Log) string { return "" }},
+		{name: "fail/non-hex-dropped", set: func(info *principal.Info) { info.ValueHMAC = HMACPrefix + strings.Repeat("zz", 32) }, want: func(*Log) string { return "" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Options{})
+			h := e.log.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				info := principal.InfoFrom(r.Context())
+				if info.HMAC == nil {
+					t.Error("the middleware offers no HMAC to the handler")
+					return
+				}
+				info.OperationName, info.ResourceID = "SecretSet", testVault
+				tc.set(info)
+				w.WriteHeader(http.StatusOK)
+			}))
+			if w := serve(h, withInfo(httptest.NewRequest("PUT", "https://v1.vault.localhost/secrets/a?api-version=7.5", nil), &principal.Info{})); w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			evs := events(t, e.st, StreamOf(testVault))
+			if len(evs) != 1 {
+				t.Fatalf("%d events", len(evs))
+			}
+			if got, want := evs[0].Properties.ValueHMAC, tc.want(e.log); got != want {
+				t.Fatalf("valueHmac %q, want %q", got, want)
+			}
+			for _, rec := range rawRecords(t, e.st, prefix) {
+				if strings.Contains(string(rec.Value), value) {
+					t.Fatalf("the value is stored in %s", rec.Key)
+				}
+			}
+			// The field is part of the chained content.
+			if rep, err := e.log.Verify(context.Background(), StreamOf(testVault)); err != nil || !rep.OK {
+				t.Fatalf("verify: %v %+v", err, rep)
 			}
 		})
 	}

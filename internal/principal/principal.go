@@ -52,6 +52,14 @@ type Info struct {
 	IsAccessPolicy    bool   // the access-policy model decided
 	IsRBACAuthorized  bool   // RBAC decided and allowed
 	ResultDescription string // public reason for a refusal or failure
+	// ValueHMAC identifies a value the request carried (SecretSet) without
+	// revealing it: the handler sets it to HMAC(value).
+	ValueHMAC string
+
+	// HMAC, set by the audit log before the handler runs (nil when the
+	// request is not audited), keys a value's HMAC under the deployment's
+	// audit key, so a handler records ValueHMAC and never stores the value.
+	HMAC func(value string) string
 }
 
 type ctxKey struct{}

@@ -148,6 +148,11 @@ func (s *Service) setSecret(rq *request) (int, any, error) {
 	if e != nil {
 		return 0, nil, e
 	}
+	// The event identifies the value (for forensics) by its audit HMAC,
+	// also when the set then fails: an attempt is worth tracing too.
+	if h := rq.info.HMAC; h != nil {
+		rq.info.ValueHMAC = h(*req.Value)
+	}
 	ctx := rq.r.Context()
 	iid, name, lname := rq.secretNames()
 	now := s.clk.Now().Unix()
