@@ -254,7 +254,7 @@ func TestAuditEveryOperation(t *testing.T) {
 	for _, c := range []auditCase{
 		setCase,
 		kvOp("ok/secret-get", "GET", "secrets/a", nil, 200, "SecretGet", "OK", vaultURI+"/secrets/a/*"),
-		kvOp("ok/secret-list", "GET", "secrets", nil, 200, "SecretList", "OK", ""),
+		kvOp("ok/secret-list", "GET", "secrets", nil, 200, "SecretList", "OK", vaultURI+"/secrets"),
 		kvOp("ok/secret-list-versions", "GET", "secrets/a/versions", nil, 200, "SecretListVersions", "OK", vaultURI+"/secrets/a"),
 		kvOp("ok/secret-update", "PATCH", "secrets/a/", map[string]any{"contentType": "x"}, 200, "SecretUpdate", "OK", vaultURI+"/secrets/a/*"),
 		kvOp("ok/secret-backup", "POST", "secrets/a/backup", nil, 200, "SecretBackup", "OK", vaultURI+"/secrets/a"),
@@ -262,7 +262,7 @@ func TestAuditEveryOperation(t *testing.T) {
 		// names the deleted object).
 		kvOp("ok/secret-delete", "DELETE", "secrets/a", nil, 200, "SecretDelete", "OK", vaultURI+"/secrets/a/*"),
 		kvOp("ok/secret-get-deleted", "GET", "deletedsecrets/a", nil, 200, "SecretGetDeleted", "OK", vaultURI+"/secrets/a/*"),
-		kvOp("ok/secret-list-deleted", "GET", "deletedsecrets", nil, 200, "SecretListDeleted", "OK", ""),
+		kvOp("ok/secret-list-deleted", "GET", "deletedsecrets", nil, 200, "SecretListDeleted", "OK", vaultURI+"/deletedsecrets"),
 		kvOp("ok/secret-recover", "POST", "deletedsecrets/a/recover", nil, 200, "SecretRecover", "OK", vaultURI+"/secrets/a*"),
 	} {
 		run(c)
@@ -279,10 +279,9 @@ func TestAuditEveryOperation(t *testing.T) {
 	run(kvOp("ok/secret-purge", "DELETE", "deletedsecrets/b", nil, 204, "SecretPurge", "NoContent", vaultURI+"/secrets/b*"))
 	run(kvOp("ok/secret-restore", "POST", "secrets/restore", map[string]string{"value": blob.Value}, 200, "SecretRestore", "OK", vaultURI+"/secrets/b/*"))
 	// Refusals on the data plane.
-	// The data plane challenges an anonymous request before it parses the
-	// route, so the event names no operation and no object (Azure's name
-	// them): a known gap, pinned here so a fix updates this case.
-	anon := kvOp("fail/secret-get-no-token", "GET", "secrets/a", nil, 401, "Unknown", "Unauthorized", "")
+	// An anonymous request is challenged, and still audited under its
+	// operation and object.
+	anon := kvOp("fail/secret-get-no-token", "GET", "secrets/a", nil, 401, "SecretGet", "Unauthorized", vaultURI+"/secrets/a")
 	anon.token, anon.wantClaims, anon.wantRBAC = "", nil, false
 	run(anon)
 	noRole := kvOp("fail/secret-get-no-role", "GET", "secrets/a", nil, 403, "SecretGet", "Forbidden", vaultURI+"/secrets/a")
@@ -323,6 +322,12 @@ func TestAuditEveryOperation(t *testing.T) {
 	refused.token, refused.wantClaims, refused.wantRBAC = spARM, tokenClaims(t, spARM), false
 	if b := run(refused); errCode(b) != "AuthorizationFailed" {
 		t.Fatalf("refused control-plane call: %s", b)
+	}
+	// A refused vault call keeps Key Vault's operation name.
+	refusedVault := armOp("fail/vault-get-no-role", "GET", vaultID, "2023-07-01", nil, 403, "VaultGet", "Forbidden")
+	refusedVault.token, refusedVault.wantClaims, refusedVault.wantRBAC = spARM, tokenClaims(t, spARM), false
+	if b := run(refusedVault); errCode(b) != "AuthorizationFailed" {
+		t.Fatalf("refused vault call: %s", b)
 	}
 
 	// Sign-ins: the token endpoint and the managed-identity endpoint (no

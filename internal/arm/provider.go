@@ -47,6 +47,10 @@ type ResourceType struct {
 	// "{ns}/{type}/{name}/action" (e.g. a keyhaven extension action that a
 	// built-in role grants under another name).
 	ActionPermissions map[string]string
+	// OperationName, when set, names a request of this type in the audit
+	// log (Key Vault's VaultGet, VaultPut, ...) in place of its RBAC action.
+	// It is asked before authorization, so refused requests carry it too.
+	OperationName func(req *Request) string
 }
 
 // Handler serves the requests for one resource type.

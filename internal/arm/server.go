@@ -471,7 +471,13 @@ func (s *Server) serveProvider(c *call) error {
 			}
 		}
 	}
-	if err := s.authorize(c, req.Action, req.Target); err != nil {
+	err = s.authorize(c, req.Action, req.Target)
+	if rt.OperationName != nil {
+		if n := rt.OperationName(req); n != "" {
+			principal.InfoFrom(c.r.Context()).OperationName = n
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if id.SubscriptionID != "" {

@@ -129,6 +129,15 @@ func (s *Service) ServeVault(w http.ResponseWriter, r *http.Request, vaultName s
 	}
 	rq.vault = v
 	info.ResourceID = v.ResourceID
+	// The route is known from method and path alone, so even a refused or
+	// unauthenticated request is audited under its operation and object.
+	rt, routeErr := parsePath(r.Method, rq.rawPath)
+	if routeErr == nil {
+		rq.route = rt
+		rq.spec = opSpecs[rt.Op]
+		info.OperationName = rq.spec.Name
+		info.ObjectID = rq.objectID()
+	}
 
 	// Authentication comes first and never reads the body: the SDKs send
 	// their first request bare and expect the challenge.
@@ -148,19 +157,9 @@ func (s *Service) ServeVault(w http.ResponseWriter, r *http.Request, vaultName s
 		s.fail(rq, e)
 		return
 	}
-	rt, e := parsePath(r.Method, rq.rawPath)
-	if e != nil {
-		s.fail(rq, e)
+	if routeErr != nil {
+		s.fail(rq, routeErr)
 		return
-	}
-	rq.route = rt
-	rq.spec = opSpecs[rt.Op]
-	info.OperationName = rq.spec.Name
-	if rt.Name != "" {
-		info.ObjectID = rq.base + "/secrets/" + rt.Name
-		if rt.Version != "" {
-			info.ObjectID += "/" + rt.Version
-		}
 	}
 	if wait := s.limits.take(v.InternalID, rq.spec.Create); wait > 0 {
 		s.fail(rq, errThrottled(wait))
@@ -256,4 +255,17 @@ func (s *Service) newVersion() (string, error) {
 		return "", fmt.Errorf("vault: version id: %w", err)
 	}
 	return fmt.Sprintf("%x", b[:]), nil
+}
+
+// objectID is the audited object of the request: the secret (and version)
+// it names, else the collection it lists or posts to.
+func (rq *request) objectID() string {
+	if rq.route.Name != "" {
+		id := rq.base + "/secrets/" + rq.route.Name
+		if rq.route.Version != "" {
+			id += "/" + rq.route.Version
+		}
+		return id
+	}
+	return rq.base + strings.TrimRight(rq.rawPath, "/")
 }

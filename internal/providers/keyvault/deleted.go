@@ -14,7 +14,6 @@ import (
 
 // serveDeletedList is GET /subscriptions/{s}/providers/Microsoft.KeyVault/deletedVaults.
 func (p *Provider) serveDeletedList(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	opName(ctx, "VaultListDeleted")
 	if req.Kind != arm.KindCollection || req.ID.SubscriptionID == "" || req.ID.ResourceGroup != "" || len(req.ID.Providers) != 1 {
 		return nil, arm.MethodNotAllowed(req.Method)
 	}
@@ -51,11 +50,6 @@ func (p *Provider) serveDeletedList(ctx context.Context, req *arm.Request) (*arm
 // serveDeleted is GET .../locations/{loc}/deletedVaults/{name} and POST
 // .../purge.
 func (p *Provider) serveDeleted(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	if req.Kind == arm.KindAction {
-		opName(ctx, "VaultPurge")
-	} else {
-		opName(ctx, "VaultGetDeleted")
-	}
 	t := req.Target
 	if req.ID.SubscriptionID == "" || req.ID.ResourceGroup != "" || len(t.Providers) != 1 || len(t.Providers[0].Names) != 2 {
 		return nil, arm.MethodNotAllowed(req.Method)

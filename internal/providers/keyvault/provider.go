@@ -80,16 +80,41 @@ func (p *Provider) Namespace() string { return Namespace }
 
 // ResourceTypes lists the types served.
 func (p *Provider) ResourceTypes() []arm.ResourceType {
-	t := func(name string, h arm.HandlerFunc) arm.ResourceType {
-		return arm.ResourceType{Name: name, APIVersions: APIVersions, Handler: h}
+	t := func(name string, h arm.HandlerFunc, op func(*arm.Request) string) arm.ResourceType {
+		return arm.ResourceType{Name: name, APIVersions: APIVersions, Handler: h, OperationName: op}
 	}
+	named := func(n string) func(*arm.Request) string { return func(*arm.Request) string { return n } }
 	return []arm.ResourceType{
-		t("vaults", p.serveVaults),
-		t("vaults/accessPolicies", p.serveAccessPolicies),
-		t("deletedVaults", p.serveDeletedList),
-		t("locations/deletedVaults", p.serveDeleted),
-		t("checkNameAvailability", p.serveCheckName),
+		t("vaults", p.serveVaults, vaultOpName),
+		t("vaults/accessPolicies", p.serveAccessPolicies, named("VaultAccessPolicyUpdate")),
+		t("deletedVaults", p.serveDeletedList, named("VaultListDeleted")),
+		t("locations/deletedVaults", p.serveDeleted, func(req *arm.Request) string {
+			if req.Kind == arm.KindAction {
+				return "VaultPurge"
+			}
+			return "VaultGetDeleted"
+		}),
+		t("checkNameAvailability", p.serveCheckName, nil),
 	}
+}
+
+// vaultOpName is Key Vault's audit operation name for a vaults request
+// (a PUT that turns out to recover a vault is renamed VaultRecover by its
+// handler, which reads the body).
+func vaultOpName(req *arm.Request) string {
+	switch {
+	case req.Kind == arm.KindCollection:
+		return "VaultList"
+	case req.Method == http.MethodGet:
+		return "VaultGet"
+	case req.Method == http.MethodPut:
+		return "VaultPut"
+	case req.Method == http.MethodPatch:
+		return "VaultPatch"
+	case req.Method == http.MethodDelete:
+		return "VaultDelete"
+	}
+	return ""
 }
 
 // get reads the vault record named name.
@@ -148,18 +173,6 @@ func opName(ctx context.Context, name string) {
 }
 
 func (p *Provider) serveVaults(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	switch {
-	case req.Kind == arm.KindCollection:
-		opName(ctx, "VaultList")
-	case req.Method == http.MethodGet:
-		opName(ctx, "VaultGet")
-	case req.Method == http.MethodPut:
-		opName(ctx, "VaultPut")
-	case req.Method == http.MethodPatch:
-		opName(ctx, "VaultPatch")
-	case req.Method == http.MethodDelete:
-		opName(ctx, "VaultDelete")
-	}
 	if len(req.ID.Providers) != 1 {
 		return nil, azerr.NotFound("NotFound", "Vaults are not extension resources.")
 	}
@@ -478,7 +491,6 @@ func (p *Provider) DeleteGroupResources(ctx context.Context, sub, rg string) err
 }
 
 func (p *Provider) serveAccessPolicies(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	opName(ctx, "VaultAccessPolicyUpdate")
 	if req.Kind != arm.KindResource || req.Method != http.MethodPut || req.ID.ResourceGroup == "" || len(req.ID.Providers) != 1 {
 		return nil, arm.MethodNotAllowed(req.Method)
 	}
