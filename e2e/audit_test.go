@@ -2,21 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhaven/keyhaven/internal/audit"
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
@@ -477,129 +471,6 @@ func newUUID() string {
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:]
 }
 
-// rawStore reads and rewrites stored records directly, as someone with
-// access to the database (and not to the audit key or the server) could.
-type rawStore interface {
-	keys(t *testing.T, prefix string) []string // in key order
-	get(t *testing.T, key string) []byte
-	put(t *testing.T, key string, value []byte)
-	del(t *testing.T, key string)
-}
-
-type sqliteRaw struct{ db *sql.DB }
-
-func (r sqliteRaw) keys(t *testing.T, prefix string) []string {
-	rows, err := r.db.Query("SELECT key FROM kv WHERE key >= ? ORDER BY key", []byte(prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(string(k), prefix) {
-			break
-		}
-		out = append(out, string(k))
-	}
-	return out
-}
-
-func (r sqliteRaw) get(t *testing.T, key string) []byte {
-	var v []byte
-	if err := r.db.QueryRow("SELECT value FROM kv WHERE key = ?", []byte(key)).Scan(&v); err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	return v
-}
-
-func (r sqliteRaw) put(t *testing.T, key string, value []byte) {
-	if _, err := r.db.Exec("UPDATE kv SET value = ? WHERE key = ?", value, []byte(key)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r sqliteRaw) del(t *testing.T, key string) {
-	if _, err := r.db.Exec("DELETE FROM kv WHERE key = ?", []byte(key)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type pgRaw struct {
-	conn  *pgx.Conn
-	table string
-}
-
-func (r pgRaw) keys(t *testing.T, prefix string) []string {
-	rows, err := r.conn.Query(context.Background(), "SELECT key FROM "+r.table+" WHERE key >= $1 ORDER BY key", []byte(prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(string(k), prefix) {
-			out = append(out, string(k))
-		}
-	}
-	return out
-}
-
-func (r pgRaw) get(t *testing.T, key string) []byte {
-	var v []byte
-	if err := r.conn.QueryRow(context.Background(), "SELECT value FROM "+r.table+" WHERE key = $1", []byte(key)).Scan(&v); err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	return v
-}
-
-func (r pgRaw) put(t *testing.T, key string, value []byte) {
-	if _, err := r.conn.Exec(context.Background(), "UPDATE "+r.table+" SET value = $1 WHERE key = $2", value, []byte(key)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r pgRaw) del(t *testing.T, key string) {
-	if _, err := r.conn.Exec(context.Background(), "DELETE FROM "+r.table+" WHERE key = $1", []byte(key)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// openRaw opens the store of a stopped server directly.
-func openRaw(t *testing.T, s *khtest.Server, opts khtest.Options) rawStore {
-	t.Helper()
-	if opts.Store == "" {
-		db, err := sql.Open("sqlite", filepath.Join(s.DataDir, "keyhaven.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return sqliteRaw{db}
-	}
-	schema := ""
-	for i, a := range opts.Args {
-		if a == "--store-schema" && i+1 < len(opts.Args) {
-			schema = opts.Args[i+1]
-		}
-	}
-	if schema == "" {
-		t.Fatal("postgres options name no schema")
-	}
-	conn, err := pgx.Connect(context.Background(), os.Getenv("KEYHAVEN_TEST_POSTGRES_DSN"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return pgRaw{conn: conn, table: pgx.Identifier{schema, "kv"}.Sanitize()}
-}
-
 // `keyhaven audit verify` finds an edited, a removed, a reordered event and a
 // removed last event, each in its own vault's stream, and names the kind and
 // position; an untouched stream still verifies.
@@ -607,11 +478,11 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 	eventKey := func(stream string, seq int) string { return fmt.Sprintf("audit/events/%s/%020d", stream, seq) }
 	tests := []struct {
 		name     string
-		tamper   func(t *testing.T, db rawStore, stream string) (seq int64) // where verify must point
-		wantKind string                                                     // "" for a stream that verifies
+		tamper   func(t *testing.T, db *rawStore, stream string) (seq int64) // where verify must point
+		wantKind string                                                      // "" for a stream that verifies
 	}{
-		{name: "ok/untouched", tamper: func(*testing.T, rawStore, string) int64 { return 0 }},
-		{name: "fail/edited", wantKind: "edited", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+		{name: "ok/untouched", tamper: func(*testing.T, *rawStore, string) int64 { return 0 }},
+		{name: "fail/edited", wantKind: "edited", tamper: func(t *testing.T, db *rawStore, stream string) int64 {
 			v := db.get(t, eventKey(stream, 2))
 			edited := bytes.Replace(v, []byte(`"httpStatusCode":200`), []byte(`"httpStatusCode":201`), 1)
 			if bytes.Equal(edited, v) {
@@ -620,17 +491,17 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 			db.put(t, eventKey(stream, 2), edited)
 			return 2
 		}},
-		{name: "fail/removed", wantKind: "missing", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+		{name: "fail/removed", wantKind: "missing", tamper: func(t *testing.T, db *rawStore, stream string) int64 {
 			db.del(t, eventKey(stream, 2))
 			return 2
 		}},
-		{name: "fail/reordered", wantKind: "reordered", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+		{name: "fail/reordered", wantKind: "reordered", tamper: func(t *testing.T, db *rawStore, stream string) int64 {
 			a, b := db.get(t, eventKey(stream, 2)), db.get(t, eventKey(stream, 3))
 			db.put(t, eventKey(stream, 2), b)
 			db.put(t, eventKey(stream, 3), a)
 			return 2
 		}},
-		{name: "fail/last-removed", wantKind: "missing", tamper: func(t *testing.T, db rawStore, stream string) int64 {
+		{name: "fail/last-removed", wantKind: "missing", tamper: func(t *testing.T, db *rawStore, stream string) int64 {
 			keys := db.keys(t, "audit/events/"+stream+"/")
 			last := keys[len(keys)-1]
 			db.del(t, last)
@@ -665,7 +536,7 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 				}
 			}
 			s.Stop()
-			db := openRaw(t, s, opts)
+			db := openRaw(t, opts, s.DataDir)
 			seqs := make([]int64, len(tests))
 			for i, tc := range tests {
 				seqs[i] = tc.tamper(t, db, audit.StreamOf(ids[i]))

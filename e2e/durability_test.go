@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite"
 
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
 )
@@ -215,7 +213,7 @@ func TestTamperedCiphertextRefused(t *testing.T) {
 			keep := set("keep", "keep-"+randHex(8))
 			w.srv.Stop()
 
-			kv := openRawKV(t, opts, w.srv.DataDir)
+			kv := openRaw(t, opts, w.srv.DataDir)
 			kv.swapSealed(t, "multi/"+multi1, "multi/"+multi2)
 			kv.swapSealed(t, "alpha/"+alpha, "beta/"+beta)
 			kv.flipSealed(t, "flip/"+flip)
@@ -326,113 +324,12 @@ func logCause(logs, id string) string {
 	return ""
 }
 
-// rawKV edits a stopped server's store directly, as someone with access to
-// the database file or tables (but not the root key) could.
-type rawKV struct {
-	get func(t *testing.T, key string) []byte
-	// put overwrites an existing record; insert adds a new one.
-	put    func(t *testing.T, key string, value []byte)
-	insert func(t *testing.T, key string, value []byte)
-	// keys lists every key of the store.
-	keys func(t *testing.T) []string
-}
-
-func openRawKV(t *testing.T, opts khtest.Options, dataDir string) *rawKV {
-	t.Helper()
-	if opts.Store == "" {
-		db, err := sql.Open("sqlite", filepath.Join(dataDir, "keyhaven.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return &rawKV{
-			get: func(t *testing.T, key string) []byte {
-				var v []byte
-				if err := db.QueryRow("SELECT value FROM kv WHERE key = ?", []byte(key)).Scan(&v); err != nil {
-					t.Fatalf("read %s: %v", key, err)
-				}
-				return v
-			},
-			put: func(t *testing.T, key string, value []byte) {
-				res, err := db.Exec("UPDATE kv SET value = ? WHERE key = ?", value, []byte(key))
-				if n, _ := res.RowsAffected(); err != nil || n != 1 {
-					t.Fatalf("write %s: %v (%d rows)", key, err, n)
-				}
-			},
-			insert: func(t *testing.T, key string, value []byte) {
-				if _, err := db.Exec("INSERT INTO kv (key, value, version) SELECT ?, ?, MAX(version) FROM kv", []byte(key), value); err != nil {
-					t.Fatalf("insert %s: %v", key, err)
-				}
-			},
-			keys: func(t *testing.T) []string {
-				rows, err := db.Query("SELECT key FROM kv")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rows.Close()
-				var out []string
-				for rows.Next() {
-					var k []byte
-					if err := rows.Scan(&k); err != nil {
-						t.Fatal(err)
-					}
-					out = append(out, string(k))
-				}
-				return out
-			},
-		}
-	}
-	ctx := context.Background()
-	table := opts.Args[len(opts.Args)-1] + ".kv" // the test's --store-schema
-	conn, err := pgx.Connect(ctx, opts.Store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	return &rawKV{
-		get: func(t *testing.T, key string) []byte {
-			var v []byte
-			if err := conn.QueryRow(ctx, "SELECT value FROM "+table+" WHERE key = $1", []byte(key)).Scan(&v); err != nil {
-				t.Fatalf("read %s: %v", key, err)
-			}
-			return v
-		},
-		put: func(t *testing.T, key string, value []byte) {
-			tag, err := conn.Exec(ctx, "UPDATE "+table+" SET value = $1 WHERE key = $2", value, []byte(key))
-			if err != nil || tag.RowsAffected() != 1 {
-				t.Fatalf("write %s: %v (%d rows)", key, err, tag.RowsAffected())
-			}
-		},
-		insert: func(t *testing.T, key string, value []byte) {
-			if _, err := conn.Exec(ctx, "INSERT INTO "+table+" (key, value, version) SELECT $1, $2, MAX(version) FROM "+table, []byte(key), value); err != nil {
-				t.Fatalf("insert %s: %v", key, err)
-			}
-		},
-		keys: func(t *testing.T) []string {
-			rows, err := conn.Query(ctx, "SELECT key FROM "+table)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var out []string
-			for rows.Next() {
-				var k []byte
-				if err := rows.Scan(&k); err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, string(k))
-			}
-			return out
-		},
-	}
-}
-
 // versionKey finds the store key of a secret version ("name/version"): the
 // test world has one vault, so the suffix is unique.
-func (kv *rawKV) versionKey(t *testing.T, slot string) string {
+func (kv *rawStore) versionKey(t *testing.T, slot string) string {
 	t.Helper()
 	var found []string
-	for _, k := range kv.keys(t) {
+	for _, k := range kv.keys(t, "vault/") {
 		if strings.HasPrefix(k, "vault/") && strings.HasSuffix(k, "/secrets/v/"+slot) {
 			found = append(found, k)
 		}
@@ -447,7 +344,7 @@ func (kv *rawKV) versionKey(t *testing.T, slot string) string {
 // sealed value; everything else in the record is plaintext metadata.
 const sealedField = "s"
 
-func (kv *rawKV) record(t *testing.T, slot string) (string, map[string]json.RawMessage) {
+func (kv *rawStore) record(t *testing.T, slot string) (string, map[string]json.RawMessage) {
 	t.Helper()
 	key := kv.versionKey(t, slot)
 	var rec map[string]json.RawMessage
@@ -460,7 +357,7 @@ func (kv *rawKV) record(t *testing.T, slot string) (string, map[string]json.RawM
 	return key, rec
 }
 
-func (kv *rawKV) putRecord(t *testing.T, key string, rec map[string]json.RawMessage) {
+func (kv *rawStore) putRecord(t *testing.T, key string, rec map[string]json.RawMessage) {
 	t.Helper()
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -472,7 +369,7 @@ func (kv *rawKV) putRecord(t *testing.T, key string, rec map[string]json.RawMess
 // swapSealed exchanges only the sealed values of two versions; names,
 // versions and the rest of the metadata stay, so the slot check passes and
 // decryption is what must refuse.
-func (kv *rawKV) swapSealed(t *testing.T, a, b string) {
+func (kv *rawStore) swapSealed(t *testing.T, a, b string) {
 	t.Helper()
 	ka, ra := kv.record(t, a)
 	kb, rb := kv.record(t, b)
@@ -483,7 +380,7 @@ func (kv *rawKV) swapSealed(t *testing.T, a, b string) {
 
 // flipSealed flips one bit in the ciphertext body of a sealed value (after
 // the format byte, data key id and nonce), leaving its length intact.
-func (kv *rawKV) flipSealed(t *testing.T, slot string) {
+func (kv *rawStore) flipSealed(t *testing.T, slot string) {
 	t.Helper()
 	key, rec := kv.record(t, slot)
 	var sealed []byte
@@ -503,7 +400,7 @@ func (kv *rawKV) flipSealed(t *testing.T, slot string) {
 // moveVersion copies a version record ("name/version") to secret toName
 // under the same version id, renamed so that the slot check passes: only the
 // name in the AAD can tell the sealed value does not belong there.
-func (kv *rawKV) moveVersion(t *testing.T, slot, toName string) {
+func (kv *rawStore) moveVersion(t *testing.T, slot, toName string) {
 	t.Helper()
 	key, rec := kv.record(t, slot)
 	from, _, _ := strings.Cut(slot, "/")
@@ -516,7 +413,7 @@ func (kv *rawKV) moveVersion(t *testing.T, slot, toName string) {
 }
 
 // swapRows exchanges two whole version records.
-func (kv *rawKV) swapRows(t *testing.T, a, b string) {
+func (kv *rawStore) swapRows(t *testing.T, a, b string) {
 	t.Helper()
 	ka, kb := kv.versionKey(t, a), kv.versionKey(t, b)
 	va, vb := kv.get(t, ka), kv.get(t, kb)
