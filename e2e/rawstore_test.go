@@ -51,15 +51,7 @@ func openRaw(t *testing.T, opts khtest.Options, dataDir string) *rawStore {
 					return nil, err
 				}
 				defer rows.Close()
-				var out [][]byte
-				for rows.Next() {
-					var b []byte
-					if err := rows.Scan(&b); err != nil {
-						return nil, err
-					}
-					out = append(out, b)
-				}
-				return out, rows.Err()
+				return firstColumn(rows)
 			},
 		}
 	}
@@ -91,17 +83,27 @@ func openRaw(t *testing.T, opts khtest.Options, dataDir string) *rawStore {
 				return nil, err
 			}
 			defer rows.Close()
-			var out [][]byte
-			for rows.Next() {
-				var b []byte
-				if err := rows.Scan(&b); err != nil {
-					return nil, err
-				}
-				out = append(out, b)
-			}
-			return out, rows.Err()
+			return firstColumn(rows)
 		},
 	}
+}
+
+// firstColumn reads the first column of every row (database/sql and pgx
+// rows alike).
+func firstColumn(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) ([][]byte, error) {
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }
 
 // keys lists the keys starting with prefix ("" for all), in key order.
