@@ -36,10 +36,7 @@ func TestCrashResume(t *testing.T) {
 	for _, tc := range cases {
 		t.Run("ok/"+tc.point, func(t *testing.T) {
 			e := newEnv(t)
-			cid := e.clusterID("c1")
-			e.newBMC([]string{cid}, 1)
-			e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
-			e.res.set(cid, e.cmArchive())
+			cid := e.healthyCluster()
 			s1 := e.engine("r1")
 			s1.failpoint = func(point, _ string) error {
 				if point == tc.point {
@@ -90,10 +87,7 @@ func TestCrashResume(t *testing.T) {
 // operator supplying the credential in force resumes rotation.
 func TestManualChangeDetected(t *testing.T) {
 	e := newEnv(t)
-	cid := e.clusterID("c1")
-	e.newBMC([]string{cid}, 1)
-	e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
-	e.res.set(cid, e.cmArchive())
+	cid := e.healthyCluster()
 	s := e.engine("r1")
 	s.failpoint = func(point, _ string) error {
 		if point == fpAfterIntent {

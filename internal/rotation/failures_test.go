@@ -334,10 +334,7 @@ func TestDeliveryErrorsFromDataPlane(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			cid := e.clusterID("c1")
-			e.newBMC([]string{cid}, 1)
-			e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
-			e.res.set(cid, e.cmArchive())
+			cid := e.healthyCluster()
 			s := e.engine("r1")
 			tg := e.bmcTargets(cid, 1)
 			if err := e.deploy(s, tg); err != nil {

@@ -447,6 +447,16 @@ func (e *env) clusterID(name string) string {
 	return "/subscriptions/" + e.sub + "/resourceGroups/rg-nc/providers/Microsoft.NetworkCloud/clusters/" + name
 }
 
+// healthyCluster is cluster c1 with one BMC, archiving through the cluster
+// manager's identity, which holds the Nexus writer role on the vault.
+func (e *env) healthyCluster() string {
+	cid := e.clusterID("c1")
+	e.newBMC([]string{cid}, 1)
+	e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
+	e.res.set(cid, e.cmArchive())
+	return cid
+}
+
 func machineID(clusterID string, i int) string {
 	rg := clusterID[:strings.Index(clusterID, "/providers/")]
 	return fmt.Sprintf("%s/providers/Microsoft.NetworkCloud/bareMetalMachines/%s-bmm%02d", rg, lastSegment(clusterID), i)

@@ -3,8 +3,6 @@ package rotation
 import (
 	"testing"
 	"time"
-
-	"github.com/keyhaven/keyhaven/internal/authz"
 )
 
 // TestOwnerStateGatesRotation: machine states gate rotation. Ready is
@@ -35,10 +33,7 @@ func TestOwnerStateGatesRotation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			cid := e.clusterID("c1")
-			e.newBMC([]string{cid}, 1)
-			e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
-			e.res.set(cid, e.cmArchive())
+			cid := e.healthyCluster()
 			s := e.engine("r1", func(c *Config) { c.CordonRecheck = recheck })
 			tg := e.bmcTargets(cid, 1)
 			owner, user := tg[0].OwnerID, tg[0].Username
@@ -106,10 +101,7 @@ func TestProvisioningOwnerFinishesStartedRotation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			cid := e.clusterID("c1")
-			e.newBMC([]string{cid}, 1)
-			e.assign(e.cm.PrincipalID, authz.RoleOperatorNexusKeyVaultWriter, e.vaultID)
-			e.res.set(cid, e.cmArchive())
+			cid := e.healthyCluster()
 			s1 := e.engine("r1")
 			s1.failpoint = func(point, _ string) error {
 				if point == fpAfterIntent {
