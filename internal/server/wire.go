@@ -19,6 +19,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/identity"
 	"github.com/keyhaven/keyhaven/internal/providers/authorization"
+	"github.com/keyhaven/keyhaven/internal/providers/databoxedge"
 	"github.com/keyhaven/keyhaven/internal/providers/insights"
 	"github.com/keyhaven/keyhaven/internal/providers/keyvault"
 	"github.com/keyhaven/keyhaven/internal/providers/msi"
@@ -132,6 +133,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	armSrv.Register(authzP)
 	armSrv.AddWriteGuard(authzP)
+	armSrv.Register(databoxedge.New(st, clk, ids, databoxedge.Options{
+		Vaults: kvp, Locks: authzP, Accounts: stp, Settings: insp, DataPlane: vaults, Workloads: mp,
+		VaultDomain: cfg.VaultDomain, Logger: log,
+	}))
 
 	subID, err := bootstrapControlPlane(ctx, armSrv, engine, boot)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/authz"
 	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/clock"
+	"github.com/keyhaven/keyhaven/internal/principal"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -198,7 +199,8 @@ func checkID(field, id, typ string) error {
 }
 
 // validate normalizes props (canonical category names) and checks them
-// against the resource type and Azure's rules.
+// against the resource type and Azure's rules. With a nil req (a platform
+// caller) there is no linked authorization.
 func (p *Provider) validate(ctx context.Context, req *arm.Request, lc LogCategories, props *Properties) error {
 	if props.StorageAccountID == "" && props.WorkspaceID == "" && props.EventHubAuthorizationRuleID == "" && props.MarketplacePartnerID == "" {
 		return badRequest("At least one storage account, event hub, workspace or partner solution destination must be specified.")
@@ -262,7 +264,7 @@ func (p *Provider) validate(ctx context.Context, req *arm.Request, lc LogCategor
 	if !ok {
 		return badRequest("The storage account '%s' could not be found.", clip(props.StorageAccountID, 200))
 	}
-	if p.opts.Decider != nil {
+	if p.opts.Decider != nil && req != nil { // nil req: a platform caller (PutSetting)
 		const action = "Microsoft.Storage/storageAccounts/listKeys/action"
 		d, err := p.opts.Decider.Decide(ctx, authz.Request{Principal: req.Principal, Action: action, Scope: props.StorageAccountID})
 		if err != nil {
@@ -338,6 +340,15 @@ func (p *Provider) putSetting(ctx context.Context, req *arm.Request, scope arm.R
 	if err := p.validate(ctx, req, lc, &props); err != nil {
 		return nil, err
 	}
+	out, err := p.save(ctx, lc, rid, name, props, req.Principal, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	return arm.OK(render(out)), nil
+}
+
+// save writes a validated setting and moves retention rules to it.
+func (p *Provider) save(ctx context.Context, lc LogCategories, rid, name string, props Properties, by *principal.Principal, now time.Time) (*record, error) {
 	var out, old *record
 	err := p.st.Update(ctx, func(tx store.Tx) error {
 		old = nil
@@ -368,10 +379,10 @@ func (p *Provider) putSetting(ctx context.Context, req *arm.Request, scope arm.R
 		ver := int64(store.Absent)
 		if old != nil {
 			out.Name = old.Name
-			out.SystemData = old.SystemData.Touched(req.Principal, req.Now)
+			out.SystemData = old.SystemData.Touched(by, now)
 			ver = store.Any
 		} else {
-			out.SystemData = arm.NewSystemData(req.Principal, req.Now)
+			out.SystemData = arm.NewSystemData(by, now)
 		}
 		_, err = store.PutJSON(ctx, tx, settingKey(rid, name), out, ver)
 		return err
@@ -385,7 +396,7 @@ func (p *Provider) putSetting(ctx context.Context, req *arm.Request, scope arm.R
 	if err := p.applyRetention(ctx, lc, old, out); err != nil {
 		return nil, azerr.From(err)
 	}
-	return arm.OK(render(out)), nil
+	return out, nil
 }
 
 func (p *Provider) deleteSetting(ctx context.Context, rid, name string) (*arm.Response, error) {
