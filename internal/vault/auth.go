@@ -108,7 +108,7 @@ func (s *Service) authorize(rq *request) error {
 	v, p, spec := rq.vault, rq.p, rq.spec
 	scope := v.ResourceID
 	if !spec.VaultScope {
-		scope += "/secrets/" + rq.route.Name
+		scope += "/" + spec.kind() + "/" + rq.route.Name
 	}
 	if v.EnableRBACAuthorization {
 		d, err := s.decider.Decide(rq.r.Context(), authz.Request{
@@ -128,9 +128,9 @@ func (s *Service) authorize(rq *request) error {
 			s.caller(p), spec.Action, strings.ToLower(scope), vaultRef(v)).WithInner(innerRBAC)
 	}
 	rq.info.IsAccessPolicy = true
-	if authz.PolicyAllows(v.AccessPolicies, p, "secrets", spec.Perm) {
+	if authz.PolicyAllows(v.AccessPolicies, p, spec.kind(), spec.Perm) {
 		return nil
 	}
-	return azerr.Forbidden("The user, group or application '%s' does not have secrets %s permission on key vault '%s'. %s",
-		s.caller(p), spec.Perm, vaultRef(v), helpAccessPolicy).WithInner(innerAccessPolicy)
+	return azerr.Forbidden("The user, group or application '%s' does not have %s %s permission on key vault '%s'. %s",
+		s.caller(p), spec.kind(), spec.Perm, vaultRef(v), helpAccessPolicy).WithInner(innerAccessPolicy)
 }

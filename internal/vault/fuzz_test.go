@@ -24,11 +24,11 @@ func FuzzParsePath(f *testing.F) {
 			}
 			return
 		}
-		spec, ok := opSpecs[rt.Op]
-		if !ok || spec.Name == "" {
+		spec := specOf(rt.Op)
+		if spec.Name == "" {
 			t.Fatalf("op %d has no spec", rt.Op)
 		}
-		if rt.Op != opList && rt.Op != opListDeleted && rt.Op != opRestore && !validName(rt.Name) {
+		if !spec.VaultScope && !validName(rt.Name) {
 			t.Fatalf("invalid name %q accepted", rt.Name)
 		}
 		if rt.Version != "" && !versionRE.MatchString(rt.Version) {

@@ -48,20 +48,53 @@ func (s *Service) PurgeVaultData(ctx context.Context, internalID string) error {
 	return nil
 }
 
-// PurgeExpired permanently removes deleted secrets whose scheduled purge
-// date has passed (purge protection does not stop this: it is the system
-// purge at the end of retention). It returns how many secrets it purged.
+// PurgeExpired permanently removes deleted secrets and keys whose scheduled
+// purge date has passed (purge protection does not stop this: it is the
+// system purge at the end of retention). It returns how many objects it
+// purged.
 func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
+	purged, err := s.purgeExpiredIndex(ctx, purgeIndexPrefix, func(ctx context.Context, tx store.Tx, at int64, iid, lname string) (bool, error) {
+		d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
+		if notFound(err) || (err == nil && d.PurgeAt != at) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, purgeTx(ctx, tx, iid, lname, d, dv)
+	})
+	if err != nil {
+		return purged, err
+	}
+	keys, err := s.purgeExpiredIndex(ctx, keyPurgeIndexPrefix, func(ctx context.Context, tx store.Tx, at int64, iid, lname string) (bool, error) {
+		d, dv, err := store.GetJSON[keyDeletedRec](ctx, tx, keyDeletedKey(iid, lname))
+		if notFound(err) || (err == nil && d.PurgeAt != at) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, purgeKeyTx(ctx, tx, iid, lname, d, dv)
+	})
+	return purged + keys, err
+}
+
+// purgeExpiredIndex walks one purge index up to now. purgeOne purges the
+// object an entry names and reports whether it did; when it did not (the
+// object was recovered, purged by hand, or deleted again later) the stale
+// entry is dropped.
+func (s *Service) purgeExpiredIndex(ctx context.Context, prefix string,
+	purgeOne func(ctx context.Context, tx store.Tx, at int64, iid, lname string) (bool, error)) (int, error) {
 	now := s.clk.Now().Unix()
 	purged := 0
 	after := ""
 	for {
-		recs, err := s.st.List(ctx, purgeIndexPrefix, store.ListOptions{After: after, Limit: purgeBatch})
+		recs, err := s.st.List(ctx, prefix, store.ListOptions{After: after, Limit: purgeBatch})
 		if err != nil {
 			return purged, fmt.Errorf("vault: list purge index: %w", err)
 		}
 		for _, r := range recs {
-			at, iid, lname, ok := parsePurgeIndexKey(r.Key)
+			at, iid, lname, ok := parseIndexKey(prefix, r.Key)
 			if ok && at > now {
 				return purged, nil // the index is ordered by time
 			}
@@ -71,17 +104,15 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 				if !ok {
 					return tx.Delete(ctx, r.Key, store.Any)
 				}
-				d, dv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname))
-				if notFound(err) || (err == nil && d.PurgeAt != at) {
-					// Recovered, purged by hand, or deleted again later:
-					// the entry is stale.
-					return tx.Delete(ctx, r.Key, store.Any)
-				}
+				did, err := purgeOne(ctx, tx, at, iid, lname)
 				if err != nil {
 					return err
 				}
+				if !did {
+					return tx.Delete(ctx, r.Key, store.Any)
+				}
 				done = true
-				return purgeTx(ctx, tx, iid, lname, d, dv)
+				return nil
 			})
 			if err != nil {
 				return purged, fmt.Errorf("vault: purge %s: %w", r.Key, err)

@@ -70,6 +70,17 @@ type opSpec struct {
 	Perm       string // access-policy permission
 	VaultScope bool   // authorize at the vault, not the secret
 	Create     bool   // counts against the create budget
+	// Kind is the access-policy kind and the collection of the authorized
+	// scope ({vault}/{Kind}/{name}); "" is secrets.
+	Kind string
+}
+
+// kind is the spec's access-policy kind and scope collection.
+func (s opSpec) kind() string {
+	if s.Kind == "" {
+		return "secrets"
+	}
+	return s.Kind
 }
 
 const actionPrefix = "Microsoft.KeyVault/vaults/secrets/"
@@ -113,6 +124,9 @@ func validName(name string) bool { return nameRE.MatchString(name) }
 func parsePath(method, path string) (route, *azerr.Error) {
 	if len(path) > maxPathLen {
 		return route{}, azerr.BadParameter("The request URI is too long.")
+	}
+	if isKeyPath(path) {
+		return parseKeyPath(method, path)
 	}
 	p := strings.TrimPrefix(path, "/")
 	segs := strings.Split(p, "/")

@@ -134,7 +134,7 @@ func (s *Service) ServeVault(w http.ResponseWriter, r *http.Request, vaultName s
 	rt, routeErr := parsePath(r.Method, rq.rawPath)
 	if routeErr == nil {
 		rq.route = rt
-		rq.spec = opSpecs[rt.Op]
+		rq.spec = specOf(rt.Op)
 		info.OperationName = rq.spec.Name
 		info.ObjectID = rq.objectID()
 	}
@@ -204,6 +204,9 @@ func (s *Service) dispatch(rq *request) (int, any, error) {
 	case opRestore:
 		return s.restoreSecret(rq)
 	}
+	if isKeyOp(rq.route.Op) {
+		return s.dispatchKey(rq)
+	}
 	return 0, nil, errRouteNotFound(rq.r.Method, rq.rawPath)
 }
 
@@ -261,7 +264,7 @@ func (s *Service) newVersion() (string, error) {
 // it names, else the collection it lists or posts to.
 func (rq *request) objectID() string {
 	if rq.route.Name != "" {
-		id := rq.base + "/secrets/" + rq.route.Name
+		id := rq.base + "/" + rq.spec.kind() + "/" + rq.route.Name
 		if rq.route.Version != "" {
 			id += "/" + rq.route.Version
 		}

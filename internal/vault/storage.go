@@ -27,9 +27,9 @@ func purgeIndexKey(at int64, iid, lname string) string {
 	return fmt.Sprintf("%s%020d/%s/%s", purgeIndexPrefix, at, iid, lname)
 }
 
-// parsePurgeIndexKey splits an index key into its parts.
-func parsePurgeIndexKey(key string) (at int64, iid, lname string, ok bool) {
-	rest, found := strings.CutPrefix(key, purgeIndexPrefix)
+// parseIndexKey splits a key of the purge index under prefix.
+func parseIndexKey(prefix, key string) (at int64, iid, lname string, ok bool) {
+	rest, found := strings.CutPrefix(key, prefix)
 	if !found {
 		return 0, "", "", false
 	}

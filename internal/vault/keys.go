@@ -1,0 +1,565 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/store"
+)
+
+// The keys data plane. Layout (lname is the lower-cased key name):
+//
+//	vault/{iid}/keys/h/{lname}             head: latest version's metadata
+//	vault/{iid}/keys/v/{lname}/{version}   one version: metadata, public key, sealed private key
+//	vault/{iid}/keys/d/{lname}             deleted state (head moved here)
+//	vault/~kpurge/{unix20}/{iid}/{lname}   purge schedule index
+//
+// The private key is sealed (PKCS #8) with the vault's data key, bound to
+// (vault, "keys", name, version); it never leaves the service.
+
+const keyPurgeIndexPrefix = "vault/~kpurge/"
+
+func keyHeadPrefix(iid string) string    { return vaultPrefix(iid) + "keys/h/" }
+func keyDeletedPrefix(iid string) string { return vaultPrefix(iid) + "keys/d/" }
+func keyHeadKey(iid, lname string) string {
+	return keyHeadPrefix(iid) + lname
+}
+func keyDeletedKey(iid, lname string) string { return keyDeletedPrefix(iid) + lname }
+func keyVersionsPrefix(iid, lname string) string {
+	return vaultPrefix(iid) + "keys/v/" + lname + "/"
+}
+func keyVersionKey(iid, lname, version string) string {
+	return keyVersionsPrefix(iid, lname) + version
+}
+func keyPurgeIndexKey(at int64, iid, lname string) string {
+	return fmt.Sprintf("%s%020d/%s/%s", keyPurgeIndexPrefix, at, iid, lname)
+}
+
+// keySealAAD binds a sealed private key to its slot.
+func keySealAAD(iid, lname, version string) []byte {
+	return []byte("keyhaven/vault/keys/v1\x00" + iid + "\x00" + lname + "\x00" + version)
+}
+
+// Errors in Key Vault's shape.
+
+const (
+	innerKeyDisabled    = "KeyDisabled"
+	innerKeyExpired     = "KeyExpired"
+	innerKeyNotYetValid = "KeyNotYetValid"
+)
+
+func errKeyNotFound(nameOrID string) *azerr.Error {
+	return azerr.NotFound("KeyNotFound",
+		"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. %s",
+		nameOrID, helpNotFound)
+}
+
+func errDeletedKeyNotFound(name string) *azerr.Error {
+	return azerr.NotFound("KeyNotFound", "Deleted Key not found: %s", name)
+}
+
+func errKeyDeletedConflict(name string) *azerr.Error {
+	return azerr.Conflict("Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.", name).
+		WithInner(innerDeleted)
+}
+
+func errKeyRestoreConflict(name string) *azerr.Error {
+	return azerr.Conflict("Key %s already exists in this key vault and cannot be restored over; delete and purge it first, or restore into another vault.", name)
+}
+
+func errHSMUnsupported() *azerr.Error {
+	return azerr.BadParameter("keyhaven keeps keys in software: HSM-protected keys (RSA-HSM, EC-HSM, oct-HSM, BYOK 'key_hsm', 'Hsm': true, attestation) are not supported.")
+}
+
+func errNotExportable() *azerr.Error {
+	return azerr.BadParameter("keyhaven keys are not exportable: release policies, 'exportable' keys and key release are not supported, and private key material never leaves the vault.")
+}
+
+func errBadRSAImport() *azerr.Error {
+	return azerr.BadParameter("The RSA key to import is not valid (its members do not form a consistent RSA private key).")
+}
+
+func errKeyIntegrity(name string, cause error) *azerr.Error {
+	return azerr.New(500, "InternalError",
+		"The stored data of key '%s' failed its integrity check (it was altered or moved in storage) and cannot be served.", name).WithCause(cause)
+}
+
+func errKeyOpNotPermitted(op string) *azerr.Error {
+	return azerr.Forbidden("Operation %s is not permitted on this key: it is not in the key's key_ops.", op)
+}
+
+// dispatchKey runs a key operation.
+func (s *Service) dispatchKey(rq *request) (int, any, error) {
+	switch rq.route.Op {
+	case opKeyCreate:
+		return s.createKey(rq)
+	case opKeyImport:
+		return s.importKey(rq)
+	case opKeyGet:
+		return s.getKey(rq)
+	case opKeyList:
+		return s.listKeys(rq)
+	case opKeyListVersions:
+		return s.listKeyVersions(rq)
+	case opKeyUpdate:
+		return s.updateKey(rq)
+	case opKeyDelete:
+		return s.deleteKey(rq)
+	case opKeyGetDeleted:
+		return s.getDeletedKey(rq)
+	case opKeyListDeleted:
+		return s.listDeletedKeys(rq)
+	case opKeyRecover:
+		return s.recoverKey(rq)
+	case opKeyPurge:
+		return s.purgeKey(rq)
+	case opKeyBackup:
+		return s.backupKey(rq)
+	case opKeyRestore:
+		return s.restoreKey(rq)
+	case opKeyEncrypt, opKeyDecrypt, opKeyWrap, opKeyUnwrap:
+		return s.cryptKey(rq)
+	case opKeySign:
+		return s.signKey(rq)
+	case opKeyVerify:
+		return s.verifyKey(rq)
+	}
+	return 0, nil, errRouteNotFound(rq.r.Method, rq.rawPath)
+}
+
+// keyWireOf renders a version; bundle adds the public JWK, else the item's
+// kid.
+func (rq *request) keyWireOf(m *keyMeta, bundle bool) keyWire {
+	kid := rq.base + "/keys/" + m.Name + "/" + m.Version
+	enabled, created, updated := m.Enabled, m.Created, m.Updated
+	w := keyWire{
+		Tags: m.Tags,
+		Attributes: attributesWire{
+			Enabled: &enabled, NotBefore: m.NotBefore, Expires: m.Expires,
+			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
+		},
+	}
+	if bundle {
+		w.Key = m.jwk(kid)
+	} else {
+		w.Kid = kid
+	}
+	if hasRecoverableDays(rq.api) {
+		d := retentionDays(rq.vault)
+		w.Attributes.RecoverableDays = &d
+	}
+	return w
+}
+
+func (rq *request) deletedKeyWire(d *keyDeletedRec, bundle bool) keyWire {
+	w := rq.keyWireOf(&d.Meta, bundle)
+	w.RecoveryID = rq.base + "/deletedkeys/" + d.Meta.Name
+	dd, pa := d.DeletedDate, d.PurgeAt
+	w.DeletedDate, w.ScheduledPurgeDate = &dd, &pa
+	return w
+}
+
+func (rq *request) keyNames() (iid, name, lname string) {
+	return rq.vault.InternalID, rq.route.Name, strings.ToLower(rq.route.Name)
+}
+
+func readKeyBody(rq *request, kind keyKind) (*keyRequest, *azerr.Error) {
+	body, e := readBody(rq, maxKeyBodyBytes)
+	if e != nil {
+		return nil, e
+	}
+	return parseKeyBody(body, kind)
+}
+
+func (s *Service) createKey(rq *request) (int, any, error) {
+	req, e := readKeyBody(rq, keyBodyCreate)
+	if e != nil {
+		return 0, nil, e
+	}
+	if req.Ops == nil {
+		req.Ops = slices.Clone(defaultKeyOps[req.Kty])
+	} else if e := checkOpsFor(req.Kty, req.Ops); e != nil {
+		return 0, nil, e
+	}
+	var m keyMeta
+	k, err := generateKey(s.rand, req, &m)
+	if err != nil {
+		return 0, nil, azerr.Internal(err)
+	}
+	return s.storeNewKey(rq, req, k, m)
+}
+
+func (s *Service) importKey(rq *request) (int, any, error) {
+	req, e := readKeyBody(rq, keyBodyImport)
+	if e != nil {
+		return 0, nil, e
+	}
+	k, e := importJWK(req.JWK)
+	if e != nil {
+		return 0, nil, e
+	}
+	var m keyMeta
+	setPublic(&m, k)
+	if req.Ops == nil {
+		req.Ops = slices.Clone(defaultKeyOps[m.Kty])
+	} else if e := checkOpsFor(m.Kty, req.Ops); e != nil {
+		return 0, nil, e
+	}
+	return s.storeNewKey(rq, req, k, m)
+}
+
+// storeNewKey writes a new version of the routed key holding k; m carries
+// the public part.
+func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m keyMeta) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	der, err := marshalPrivate(k)
+	if err != nil {
+		return 0, nil, azerr.Internal(err)
+	}
+	defer clear(der)
+	now := s.clk.Now().Unix()
+	err = retryConflicts(func() error {
+		version, err := s.newVersion()
+		if err != nil {
+			return err
+		}
+		m.Name, m.Version, m.Enabled, m.Created, m.Updated = name, version, true, now, now
+		m.Tags, m.NotBefore, m.Expires = nil, nil, nil
+		applyKeyUpdate(&m, req)
+		sealed, err := s.sealer.Seal(ctx, iid, der, keySealAAD(iid, lname, version))
+		if err != nil {
+			return err
+		}
+		return s.st.Update(ctx, func(tx store.Tx) error {
+			if deleted, err := exists(ctx, tx, keyDeletedKey(iid, lname)); err != nil {
+				return err
+			} else if deleted {
+				return errKeyDeletedConflict(name)
+			}
+			headVer := store.Absent
+			if rec, err := tx.Get(ctx, keyHeadKey(iid, lname)); err == nil {
+				headVer = rec.Version
+			} else if !notFound(err) {
+				return err
+			}
+			if _, err := store.PutJSON(ctx, tx, keyVersionKey(iid, lname, version), keyVersionRec{keyMeta: m, Sealed: sealed}, store.Absent); err != nil {
+				return err
+			}
+			_, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, headVer)
+			return err
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.keyWireOf(&m, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+// loadKeyVersion reads the requested (or latest) version of the routed key.
+func (s *Service) loadKeyVersion(ctx context.Context, rq *request) (*keyVersionRec, error) {
+	iid, name, lname := rq.keyNames()
+	version := rq.route.Version
+	var vr *keyVersionRec
+	err := s.st.View(ctx, func(r store.Reader) error {
+		h, _, err := store.GetJSON[keyHeadRec](ctx, r, keyHeadKey(iid, lname))
+		if notFound(err) {
+			if version != "" {
+				return errKeyNotFound(name + "/" + version)
+			}
+			return errKeyNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if version == "" {
+			version = h.Meta.Version
+		}
+		vr, _, err = store.GetJSON[keyVersionRec](ctx, r, keyVersionKey(iid, lname, version))
+		if notFound(err) {
+			return errKeyNotFound(name + "/" + version)
+		}
+		if err != nil {
+			return err
+		}
+		return vr.checkSlot(lname, version)
+	})
+	return vr, err
+}
+
+// openPrivate unseals a version's private key.
+func (s *Service) openPrivate(ctx context.Context, rq *request, vr *keyVersionRec) (crypto.Signer, error) {
+	iid, _, lname := rq.keyNames()
+	der, err := s.sealer.Open(ctx, iid, vr.Sealed, keySealAAD(iid, lname, vr.Version))
+	if err != nil {
+		return nil, errKeyIntegrity(rq.route.Name, err)
+	}
+	defer clear(der)
+	k, err := parsePrivate(der)
+	if err != nil {
+		return nil, errKeyIntegrity(rq.route.Name, err)
+	}
+	return k, nil
+}
+
+func (s *Service) getKey(rq *request) (int, any, error) {
+	vr, err := s.loadKeyVersion(rq.r.Context(), rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !vr.Enabled {
+		return 0, nil, azerr.Forbidden("Operation get is not allowed on a disabled key.").WithInner(innerKeyDisabled)
+	}
+	out := rq.keyWireOf(&vr.keyMeta, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) updateKey(rq *request) (int, any, error) {
+	req, e := readKeyBody(rq, keyBodyUpdate)
+	if e != nil {
+		return 0, nil, e
+	}
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	now := s.clk.Now().Unix()
+	var m keyMeta
+	err := s.update(ctx, func(tx store.Tx) error {
+		h, hv, err := store.GetJSON[keyHeadRec](ctx, tx, keyHeadKey(iid, lname))
+		if notFound(err) {
+			return errKeyNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		version := rq.route.Version
+		if version == "" {
+			version = h.Meta.Version
+		}
+		vr, vv, err := store.GetJSON[keyVersionRec](ctx, tx, keyVersionKey(iid, lname, version))
+		if notFound(err) {
+			return errKeyNotFound(name + "/" + version)
+		}
+		if err != nil {
+			return err
+		}
+		if err := vr.checkSlot(lname, version); err != nil {
+			return err
+		}
+		if req.Ops != nil {
+			if e := checkOpsFor(vr.Kty, req.Ops); e != nil {
+				return e
+			}
+		}
+		applyKeyUpdate(&vr.keyMeta, req)
+		vr.Updated = now
+		m = vr.keyMeta
+		if _, err := store.PutJSON(ctx, tx, keyVersionKey(iid, lname, version), vr, vv); err != nil {
+			return err
+		}
+		if version == h.Meta.Version {
+			_, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, hv)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.keyWireOf(&m, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) deleteKey(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	now := s.clk.Now().Unix()
+	var d keyDeletedRec
+	err := s.update(ctx, func(tx store.Tx) error {
+		h, hv, err := store.GetJSON[keyHeadRec](ctx, tx, keyHeadKey(iid, lname))
+		if notFound(err) {
+			return errKeyNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		d = keyDeletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
+		if _, err := store.PutJSON(ctx, tx, keyDeletedKey(iid, lname), d, store.Absent); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, keyHeadKey(iid, lname), hv); err != nil {
+			return err
+		}
+		_, err = tx.Put(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.deletedKeyWire(&d, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+func getDeletedKeyRec(ctx context.Context, r store.Reader, iid, lname, name string) (*keyDeletedRec, int64, error) {
+	d, dv, err := store.GetJSON[keyDeletedRec](ctx, r, keyDeletedKey(iid, lname))
+	if notFound(err) {
+		return nil, 0, errDeletedKeyNotFound(name)
+	}
+	return d, dv, err
+}
+
+func (s *Service) getDeletedKey(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	d, _, err := getDeletedKeyRec(ctx, s.st, iid, lname, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.deletedKeyWire(d, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) recoverKey(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	var m keyMeta
+	err := s.update(ctx, func(tx store.Tx) error {
+		d, dv, err := getDeletedKeyRec(ctx, tx, iid, lname, name)
+		if err != nil {
+			return err
+		}
+		m = d.Meta
+		if _, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, store.Absent); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, keyDeletedKey(iid, lname), dv); err != nil {
+			return err
+		}
+		return tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.keyWireOf(&m, true)
+	rq.info.ObjectID = out.Key.Kid
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) purgeKey(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	err := s.update(ctx, func(tx store.Tx) error {
+		d, dv, err := getDeletedKeyRec(ctx, tx, iid, lname, name)
+		if err != nil {
+			return err
+		}
+		if rq.vault.EnablePurgeProtection {
+			return errPurgeProtected(rq.vault)
+		}
+		return purgeKeyTx(ctx, tx, iid, lname, d, dv)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// purgeKeyTx removes a deleted key for good: every version, the deleted
+// record and its purge index entry.
+func purgeKeyTx(ctx context.Context, tx store.Tx, iid, lname string, d *keyDeletedRec, dv int64) error {
+	if err := deleteAll(ctx, tx, keyVersionsPrefix(iid, lname)); err != nil {
+		return err
+	}
+	if err := tx.Delete(ctx, keyDeletedKey(iid, lname), dv); err != nil {
+		return err
+	}
+	return tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any)
+}
+
+func (s *Service) listKeys(rq *request) (int, any, error) {
+	prefix := keyHeadPrefix(rq.vault.InternalID)
+	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
+	for _, r := range recs {
+		h, err := store.DecodeJSON[keyHeadRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Value = append(out.Value, rq.keyItem(&h.Meta))
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/keys", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}
+
+// keyItem is a KeyItem: kid names the key without a version in lists of
+// keys, as Key Vault does; versions lists name the version.
+func (rq *request) keyItem(m *keyMeta) keyWire {
+	w := rq.keyWireOf(m, false)
+	w.Kid = rq.base + "/keys/" + m.Name
+	return w
+}
+
+func (s *Service) listKeyVersions(rq *request) (int, any, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.keyNames()
+	ok, err := exists(ctx, s.st, keyHeadKey(iid, lname))
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, errKeyNotFound(name)
+	}
+	recs, more, limit, explicit, err := s.listPage(rq, keyVersionsPrefix(iid, lname), lowerVersion)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
+	for _, r := range recs {
+		vr, err := store.DecodeJSON[keyVersionRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Value = append(out.Value, rq.keyWireOf(&vr.keyMeta, false))
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/keys/"+name+"/versions", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) listDeletedKeys(rq *request) (int, any, error) {
+	prefix := keyDeletedPrefix(rq.vault.InternalID)
+	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
+	for _, r := range recs {
+		d, err := store.DecodeJSON[keyDeletedRec](r)
+		if err != nil {
+			return 0, nil, err
+		}
+		w := rq.deletedKeyWire(d, false)
+		w.Kid = rq.base + "/keys/" + d.Meta.Name
+		out.Value = append(out.Value, w)
+	}
+	if more != "" {
+		out.NextLink = rq.nextLink("/deletedkeys", more, limit, explicit)
+	}
+	return http.StatusOK, out, nil
+}
