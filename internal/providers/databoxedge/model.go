@@ -151,12 +151,14 @@ func (d *deviceRecord) id() arm.ResourceID {
 }
 
 // Store keys: rp/databoxedge/devices/{sub}/{rg}/{name}, lower case.
-func subPrefix(sub string) string     { return devicesPrefix + strings.ToLower(sub) + "/" }
-func rgPrefix(sub, rg string) string  { return subPrefix(sub) + strings.ToLower(rg) + "/" }
+func subPrefix(sub string) string    { return devicesPrefix + strings.ToLower(sub) + "/" }
+func rgPrefix(sub, rg string) string { return subPrefix(sub) + strings.ToLower(rg) + "/" }
 func deviceKey(sub, rg, name string) string {
 	return rgPrefix(sub, rg) + strings.ToLower(name)
 }
-func keyOf(id arm.ResourceID) string { return deviceKey(id.SubscriptionID, id.ResourceGroup, id.Name()) }
+func keyOf(id arm.ResourceID) string {
+	return deviceKey(id.SubscriptionID, id.ResourceGroup, id.Name())
+}
 
 // --- wire shapes (Microsoft.DataBoxEdge 2023-12-01) ---
 
