@@ -38,7 +38,9 @@ func rgPath(rg string) string { return "/subscriptions/" + sub1 + "/resourceGrou
 func devPath(rg, name string) string {
 	return rgPath(rg) + "/providers/Microsoft.DataBoxEdge/dataBoxEdgeDevices/" + name
 }
-func vaultPath(rg, name string) string { return rgPath(rg) + "/providers/Microsoft.KeyVault/vaults/" + name }
+func vaultPath(rg, name string) string {
+	return rgPath(rg) + "/providers/Microsoft.KeyVault/vaults/" + name
+}
 func lockPath(scope, name string) string {
 	return scope + "/providers/Microsoft.Authorization/locks/" + name + lockV
 }
