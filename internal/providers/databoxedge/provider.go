@@ -50,6 +50,7 @@ type Vaults interface {
 type Locks interface {
 	PutLockTx(ctx context.Context, tx store.Tx, scope arm.ResourceID, name string, props authorization.LockProperties, by *principal.Principal) (authorization.Lock, bool, error)
 	DeleteLockTx(ctx context.Context, tx store.Tx, scope arm.ResourceID, name string) (authorization.Lock, error)
+	ListLocks(ctx context.Context, scope arm.ResourceID, atScope bool) ([]authorization.Lock, error)
 }
 
 // Accounts is what activation needs of the storage provider.
@@ -487,6 +488,9 @@ func (p *Provider) deleteDevice(ctx context.Context, req *arm.Request) (*arm.Res
 		if err := p.authorizeVault(ctx, req, "Microsoft.KeyVault/vaults/delete", kv.ResourceID); err != nil {
 			return nil, err
 		}
+		if err := p.otherLocks(ctx, kv.ResourceID); err != nil {
+			return nil, err
+		}
 	}
 	if p.opts.Workloads != nil {
 		if err := p.opts.Workloads.RevokeWorkloadSecretFor(ctx, d.id().String()); err != nil {
@@ -515,6 +519,31 @@ func (p *Provider) deleteDevice(ctx context.Context, req *arm.Request) (*arm.Res
 		return nil, storeErr(err)
 	}
 	return &arm.Response{Status: http.StatusOK}, nil
+}
+
+// otherLocks refuses deleting the vault when a lock other than the one the
+// platform placed protects it (one the customer added, on the vault or
+// above): only the platform's own lock is lifted with consent.
+func (p *Provider) otherLocks(ctx context.Context, vaultID string) error {
+	vid, err := arm.ParseResourceID(vaultID)
+	if err != nil {
+		return azerr.From(err)
+	}
+	locks, err := p.opts.Locks.ListLocks(ctx, vid, true)
+	if err != nil {
+		return azerr.From(err)
+	}
+	var scopes []string
+	for _, l := range locks {
+		if strings.EqualFold(l.Name, VaultLockName) && strings.EqualFold(l.ID, vid.Extend("Microsoft.Authorization", "locks", VaultLockName).String()) {
+			continue
+		}
+		scopes = append(scopes, strings.TrimSuffix(l.ID, "/providers/Microsoft.Authorization/locks/"+l.Name))
+	}
+	if len(scopes) > 0 {
+		return authorization.ScopeLocked(vaultID, "delete", scopes)
+	}
+	return nil
 }
 
 func queryGet(req *arm.Request, name string) string {

@@ -233,3 +233,19 @@ func TestDeleteDeviceConsent(t *testing.T) {
 		e.Must("DELETE", devPath("rg1", "edge1")+v+"&deleteKeyVault=maybe", nil, 400)
 	})
 }
+
+// A lock the customer placed is not lifted by consent to delete the vault.
+func TestDeleteConsentRespectsCustomerLocks(t *testing.T) {
+	e := newEnv(t)
+	e.activated("edge1", "edge1-kv")
+	e.Must("PUT", lockPath(rgPath("rg1"), "customer"), map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, 201)
+	if code := e.Must("DELETE", devPath("rg1", "edge1")+v+"&deleteKeyVault=true", nil, 409).ErrCode(t); code != "ScopeLocked" {
+		t.Fatalf("code %s", code)
+	}
+	if st, err := e.kv.VaultStatus(e.Ctx, "edge1-kv"); err != nil || st.Deleted {
+		t.Fatalf("vault %+v (%v)", st, err)
+	}
+	e.Must("GET", devPath("rg1", "edge1")+v, nil, 200)
+	e.Must("DELETE", lockPath(rgPath("rg1"), "customer"), nil, 200)
+	e.Must("DELETE", devPath("rg1", "edge1")+v+"&deleteKeyVault=true", nil, 200)
+}
