@@ -185,7 +185,7 @@ func (p *Provider) generateActivationKey(ctx context.Context, req *arm.Request) 
 		if d.KeyVault != nil && name != "" && !strings.EqualFold(name, d.KeyVault.Name) {
 			return nil, badProp("keyVaultName", "The device's key vault '%s' is being set up; keyVaultName cannot change it.", d.KeyVault.Name)
 		}
-		if d, err = p.setUpVault(ctx, req, d, name); err != nil {
+		if _, err := p.setUpVault(ctx, req, d, name); err != nil {
 			return nil, err
 		}
 		created = true
