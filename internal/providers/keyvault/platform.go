@@ -96,16 +96,9 @@ func (p *Provider) CreateVaultTx(ctx context.Context, tx store.Tx, spec VaultSpe
 // VaultStatus reports the vault named name, active or soft-deleted; a name
 // no vault holds (never created, or purged) is a 404 VaultNotFound.
 func (p *Provider) VaultStatus(ctx context.Context, name string) (*VaultState, error) {
-	notFound := azerr.NotFound("VaultNotFound", "The vault '%s' was not found.", clip(name, 40))
-	if len(name) < 3 || len(name) > 24 {
-		return nil, notFound
-	}
-	v, _, err := p.get(ctx, p.st, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound
-	}
+	v, err := p.byName(ctx, name)
 	if err != nil {
-		return nil, azerr.Internal(err)
+		return nil, err
 	}
 	return &VaultState{Info: info(v), Deleted: v.Deleted, Purging: v.Purging, DeletionDate: v.DeletionDate,
 		ScheduledPurgeDate: v.ScheduledPurgeDate}, nil

@@ -131,21 +131,34 @@ func put(ctx context.Context, tx store.Tx, v *record, ifVersion int64) error {
 // LookupVault returns an active vault by name (vault.Directory): one store
 // read on the data-plane hot path.
 func (p *Provider) LookupVault(ctx context.Context, name string) (*vault.VaultInfo, error) {
-	notFound := azerr.NotFound("VaultNotFound", "The vault '%s' was not found.", clip(name, 40))
+	v, err := p.byName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if v.Deleted {
+		return nil, vaultNotFound(name)
+	}
+	return info(v), nil
+}
+
+// byName reads the vault record named name, active or soft-deleted; a name
+// no record holds is Key Vault's 404 VaultNotFound.
+func (p *Provider) byName(ctx context.Context, name string) (*record, error) {
 	if len(name) < 3 || len(name) > 24 {
-		return nil, notFound
+		return nil, vaultNotFound(name)
 	}
 	v, _, err := p.get(ctx, p.st, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound
+		return nil, vaultNotFound(name)
 	}
 	if err != nil {
 		return nil, azerr.Internal(err)
 	}
-	if v.Deleted {
-		return nil, notFound
-	}
-	return info(v), nil
+	return v, nil
+}
+
+func vaultNotFound(name string) error {
+	return azerr.NotFound("VaultNotFound", "The vault '%s' was not found.", clip(name, 40))
 }
 
 func notFound(id arm.ResourceID) error { return arm.ResourceNotFound(id) }
