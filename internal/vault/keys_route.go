@@ -156,6 +156,17 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 			case "rotate", "rotationpolicy":
 				return route{}, azerr.BadParameter("Key rotation and rotation policies are not supported by keyhaven; create a new version with create.")
 			}
+			// The Go SDK joins an empty version away: /keys/{name}/sign is
+			// the latest version's sign (a version is never an operation name).
+			if c, ok := cryptoOps[strings.ToLower(rest[1])]; ok && method == http.MethodPost {
+				return named(c.op, rest[0], "")
+			}
+			switch strings.ToLower(rest[1]) {
+			case "release":
+				return route{}, errNotExportable()
+			case "attestation":
+				return route{}, errHSMUnsupported()
+			}
 			op, err := pick(map[string]opKind{http.MethodGet: opKeyGet, http.MethodPatch: opKeyUpdate})
 			if err != nil {
 				return route{}, err

@@ -432,6 +432,10 @@ func TestKeyCryptoRules(t *testing.T) {
 		{"fail/get-method", "/keys/rsa//sign", "", 405, "MethodNotAllowed", "", ""},
 		{"fail/release", "/keys/rsa//release", `{}`, 400, "BadParameter", "", "not exportable"},
 		{"fail/rotate", "/keys/rsa/rotate", ``, 400, "BadParameter", "", "rotation"},
+		// The Go SDK drops the empty version: /keys/{name}/{op} is the latest.
+		{"ok/sdk-latest-form", "/keys/rsa/sign", opBody("RS256", d256[:]), 200, "", "", ""},
+		{"fail/sdk-latest-form-disabled", "/keys/disabled/wrapkey", opBody("RSA-OAEP", []byte("x")), 403, "Forbidden", "KeyDisabled", ""},
+		{"fail/release-latest", "/keys/rsa/release", `{}`, 400, "BadParameter", "", "not exportable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
