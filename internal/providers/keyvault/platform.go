@@ -84,10 +84,7 @@ func (p *Provider) CreateVaultTx(ctx context.Context, tx store.Tx, spec VaultSpe
 		Props: props{TenantID: spec.TenantID, SKUName: "standard", AccessPolicies: pols,
 			SoftDeleteRetentionInDays: DefaultRetentionDay, PublicNetworkAccess: "Enabled"},
 		SystemData: arm.NewSystemData(spec.By, now)}
-	if err := put(ctx, tx, v, store.Absent); err != nil {
-		return nil, err
-	}
-	if _, err := tx.Put(ctx, scopeKey(v.SubscriptionID, v.ResourceGroup, v.Name), []byte(v.Name), store.Any); err != nil {
+	if err := insertVault(ctx, tx, v); err != nil {
 		return nil, err
 	}
 	return info(v), nil

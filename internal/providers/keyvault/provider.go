@@ -128,6 +128,15 @@ func put(ctx context.Context, tx store.Tx, v *record, ifVersion int64) error {
 	return err
 }
 
+// insertVault writes a new vault record and its subscription/group index.
+func insertVault(ctx context.Context, tx store.Tx, v *record) error {
+	if err := put(ctx, tx, v, store.Absent); err != nil {
+		return err
+	}
+	_, err := tx.Put(ctx, scopeKey(v.SubscriptionID, v.ResourceGroup, v.Name), []byte(v.Name), store.Any)
+	return err
+}
+
 // LookupVault returns an active vault by name (vault.Directory): one store
 // read on the data-plane hot path.
 func (p *Provider) LookupVault(ctx context.Context, name string) (*vault.VaultInfo, error) {
@@ -260,11 +269,7 @@ func (p *Provider) putVault(ctx context.Context, req *arm.Request) (*arm.Respons
 				ResourceGroup: req.ID.ResourceGroup, Location: loc, Tags: tags, Props: pr,
 				SystemData: arm.NewSystemData(req.Principal, now)}
 			created = true
-			if err := put(ctx, tx, out, store.Absent); err != nil {
-				return err
-			}
-			_, err = tx.Put(ctx, scopeKey(out.SubscriptionID, out.ResourceGroup, name), []byte(name), store.Any)
-			return err
+			return insertVault(ctx, tx, out)
 		case err != nil:
 			return err
 		case cur.Deleted:
