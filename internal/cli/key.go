@@ -1,0 +1,714 @@
+package cli
+
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyhaven/keyhaven/internal/azerr"
+)
+
+// az keyvault key: keys in a vault's data plane. Private key material never
+// comes back from the server; import reads a PEM file locally and sends the
+// key as a JSON web key.
+
+func init() {
+	register("keyvault", newKeyCmd)
+	multiValueFlags["--ops"] = true
+}
+
+const maxKeyPEMBytes = 64 << 10
+
+var (
+	keyTypes      = []string{"EC", "EC-HSM", "RSA", "RSA-HSM", "oct", "oct-HSM"}
+	keyCurves     = []string{"P-256", "P-256K", "P-384", "P-521"}
+	keyOperations = []string{"decrypt", "encrypt", "import", "release", "sign", "unwrapKey", "verify", "wrapKey"}
+	encAlgorithms = []string{"RSA-OAEP", "RSA-OAEP-256", "RSA1_5"}
+	sigAlgorithms = []string{"ES256", "ES256K", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+)
+
+func newKeyCmd(a *app) *cobra.Command {
+	cmd := newGroup("key", "Manage keys.")
+	cmd.AddCommand(newKeyCreateCmd(a), newKeyImportCmd(a), newKeyShowCmd(a), newKeyListCmd(a), newKeyListVersionsCmd(a),
+		newKeySetAttributesCmd(a), newKeyDeleteCmd(a), newKeyShowDeletedCmd(a), newKeyListDeletedCmd(a),
+		newKeyRecoverCmd(a), newKeyPurgeCmd(a), newKeyBackupCmd(a), newKeyRestoreCmd(a),
+		newKeyCryptCmd(a, "encrypt", "Encrypt a value (at most one RSA block) with a key.", "encrypt"),
+		newKeyCryptCmd(a, "decrypt", "Decrypt a value with a key.", "decrypt"),
+		newKeySignCmd(a), newKeyVerifyCmd(a))
+	return cmd
+}
+
+// keyFlags address one key: --vault-name/--name[/--version] or --id.
+type keyFlags struct{ secretFlags }
+
+func (f *keyFlags) bind(c *cobra.Command, withVersion bool) {
+	c.Flags().StringVar(&f.vault, "vault-name", "", "Name of the Key Vault.")
+	c.Flags().StringVarP(&f.name, "name", "n", "", "Name of the key.")
+	if withVersion {
+		c.Flags().StringVarP(&f.version, "version", "v", "", "The key version. If omitted, uses the latest version.")
+	}
+	c.Flags().StringVar(&f.id, "id", "", "Id of the key. If specified all other 'Id' arguments should be omitted.")
+}
+
+func (a *app) keyItem(f *keyFlags, collections ...string) (*kvItem, error) {
+	if f.id == "" && f.name != "" && !objectNameRE.MatchString(f.name) {
+		return nil, usageErrorf("argument --name/-n: invalid key name %q (1-127 letters, digits and hyphens)", f.name)
+	}
+	if len(collections) == 0 {
+		collections = []string{"keys"}
+	}
+	return a.secretItem(&f.secretFlags, collections...)
+}
+
+// keyAttrs are the settable attributes of create, import and set-attributes.
+type keyAttrs struct {
+	expires, notBefore string
+	ops, tags          []string
+}
+
+func (k *keyAttrs) bind(c *cobra.Command) {
+	c.Flags().StringVar(&k.expires, "expires", "", "Expiration UTC datetime (Y-m-d'T'H:M:S'Z').")
+	c.Flags().StringVar(&k.notBefore, "not-before", "", "Key not usable before the provided UTC datetime (Y-m-d'T'H:M:S'Z').")
+	c.Flags().StringArrayVar(&k.ops, "ops", nil, "Space-separated list of permitted JSON web key operations: "+strings.Join(keyOperations, ", ")+".")
+	c.Flags().StringArrayVar(&k.tags, "tags", nil, "Space-separated tags: key[=value] [key[=value] ...].")
+}
+
+// fill writes the attributes into a request body; opsInto is the map that
+// carries key_ops (the body for create and update, the JWK for import).
+func (k *keyAttrs) fill(c *cobra.Command, body, attrs, opsInto map[string]any) error {
+	if k.expires != "" {
+		t, err := parseTime("--expires", k.expires)
+		if err != nil {
+			return err
+		}
+		attrs["exp"] = t
+	}
+	if k.notBefore != "" {
+		t, err := parseTime("--not-before", k.notBefore)
+		if err != nil {
+			return err
+		}
+		attrs["nbf"] = t
+	}
+	if c.Flags().Changed("ops") {
+		for _, op := range k.ops {
+			if !slices.Contains(keyOperations, op) {
+				return usageErrorf("argument --ops: invalid choice: %q (choose from %s)", op, quoteList(keyOperations))
+			}
+		}
+		opsInto["key_ops"] = k.ops
+	}
+	if c.Flags().Changed("tags") {
+		t, err := parseTags(k.tags)
+		if err != nil {
+			return err
+		}
+		if len(t) > 15 {
+			return usageErrorf("argument --tags: at most 15 tags are allowed on a key")
+		}
+		body["tags"] = t
+	}
+	return nil
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = "'" + v + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+func choice(flag, v string, valid []string) error {
+	if !slices.Contains(valid, v) {
+		return usageErrorf("argument %s: invalid choice: %q (choose from %s)", flag, v, quoteList(valid))
+	}
+	return nil
+}
+
+func newKeyCreateCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var attrs keyAttrs
+	var kty, curve, protection string
+	var size int
+	var disabled triBool
+	cmd := &cobra.Command{
+		Use: "create", Short: "Create a new key, or a new version of it, and return its public part.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.vault == "" || f.name == "" {
+				return usageErrorf("the following arguments are required: --vault-name, --name/-n")
+			}
+			if err := choice("--protection/-p", protection, []string{"software", "hsm"}); err != nil {
+				return err
+			}
+			if kty == "" {
+				kty = "RSA"
+				if curve != "" {
+					kty = "EC"
+				}
+			}
+			if err := choice("--kty", kty, keyTypes); err != nil {
+				return err
+			}
+			if protection == "hsm" && !strings.HasSuffix(kty, "-HSM") {
+				kty += "-HSM" // as az does; keyhaven's server refuses HSM keys with the reason
+			}
+			body := map[string]any{"kty": kty}
+			if size != 0 {
+				body["key_size"] = size
+			}
+			if curve != "" {
+				if err := choice("--curve", curve, keyCurves); err != nil {
+					return err
+				}
+				body["crv"] = curve
+			}
+			attr := map[string]any{}
+			if err := attrs.fill(cmd, body, attr, body); err != nil {
+				return err
+			}
+			if disabled.set {
+				attr["enabled"] = !disabled.val
+			}
+			if len(attr) > 0 {
+				body["attributes"] = attr
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/keys/"+it.name+"/create", nil), body)
+			if err != nil {
+				return err
+			}
+			return a.print(v)
+		},
+	}
+	f.bind(cmd, false)
+	attrs.bind(cmd)
+	cmd.Flags().StringVar(&kty, "kty", "", "The type of key to create: "+strings.Join(keyTypes, ", ")+" (keyhaven creates RSA and EC).")
+	cmd.Flags().IntVar(&size, "size", 0, "The key size in bits: 2048, 3072 or 4096 for RSA.")
+	cmd.Flags().StringVar(&curve, "curve", "", "Elliptic curve name: "+strings.Join(keyCurves, ", ")+".")
+	cmd.Flags().StringVarP(&protection, "protection", "p", "software", "Specifies the type of key protection: software (hsm is refused by keyhaven).")
+	cmd.Flags().Var(&disabled, "disabled", "Create key in disabled state.")
+	cmd.Flags().Lookup("disabled").NoOptDefVal = "true"
+	return cmd
+}
+
+func newKeyImportCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var attrs keyAttrs
+	var pemFile, pemString, protection string
+	var disabled triBool
+	cmd := &cobra.Command{
+		Use: "import", Short: "Import a private key (unencrypted PEM: PKCS #8, PKCS #1 or SEC 1).", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.vault == "" || f.name == "" {
+				return usageErrorf("the following arguments are required: --vault-name, --name/-n")
+			}
+			if (pemFile == "") == (pemString == "") {
+				return usageErrorf("usage error: specify exactly one of --pem-file, --pem-string")
+			}
+			if err := choice("--protection/-p", protection, []string{"software", "hsm"}); err != nil {
+				return err
+			}
+			raw := []byte(pemString)
+			if pemFile != "" {
+				b, err := readFileLimited(pemFile, maxKeyPEMBytes)
+				if err != nil {
+					return usageErrorf("argument --pem-file: %v", err)
+				}
+				raw = b
+			}
+			jwk, err := pemToJWK(raw)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"key": jwk}
+			if protection == "hsm" {
+				body["Hsm"] = true
+			}
+			attr := map[string]any{}
+			if err := attrs.fill(cmd, body, attr, jwk); err != nil {
+				return err
+			}
+			if disabled.set {
+				attr["enabled"] = !disabled.val
+			}
+			if len(attr) > 0 {
+				body["attributes"] = attr
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPut, kvURL(it.base, "/keys/"+it.name, nil), body)
+			if err != nil {
+				return err
+			}
+			return a.print(v)
+		},
+	}
+	f.bind(cmd, false)
+	attrs.bind(cmd)
+	cmd.Flags().StringVar(&pemFile, "pem-file", "", "PEM file containing the key to be imported.")
+	cmd.Flags().StringVar(&pemString, "pem-string", "", "PEM string containing the key to be imported.")
+	cmd.Flags().StringVarP(&protection, "protection", "p", "software", "Specifies the type of key protection: software (hsm is refused by keyhaven).")
+	cmd.Flags().Var(&disabled, "disabled", "Import key in disabled state.")
+	cmd.Flags().Lookup("disabled").NoOptDefVal = "true"
+	return cmd
+}
+
+// pemToJWK reads one unencrypted private key from PEM and returns it as a
+// JSON web key (base64url members, as Key Vault takes them).
+func pemToJWK(raw []byte) (map[string]any, error) {
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, usageErrorf("argument --pem-file/--pem-string: no PEM block found")
+	}
+	if strings.Contains(block.Type, "ENCRYPTED") || block.Headers["Proc-Type"] != "" {
+		return nil, usageErrorf("argument --pem-file/--pem-string: encrypted PEM is not supported; decrypt it first (openssl pkey)")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, usageErrorf("argument --pem-file/--pem-string: PEM block %q is not a private key", block.Type)
+	}
+	if err != nil {
+		return nil, usageErrorf("argument --pem-file/--pem-string: %v", err)
+	}
+	b := func(x []byte) string { return base64.RawURLEncoding.EncodeToString(x) }
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if len(k.Primes) != 2 {
+			return nil, usageErrorf("argument --pem-file/--pem-string: multi-prime RSA keys are not supported")
+		}
+		k.Precompute()
+		return map[string]any{
+			"kty": "RSA", "n": b(k.N.Bytes()), "e": b(big.NewInt(int64(k.E)).Bytes()), "d": b(k.D.Bytes()),
+			"p": b(k.Primes[0].Bytes()), "q": b(k.Primes[1].Bytes()),
+			"dp": b(k.Precomputed.Dp.Bytes()), "dq": b(k.Precomputed.Dq.Bytes()), "qi": b(k.Precomputed.Qinv.Bytes()),
+		}, nil
+	case *ecdsa.PrivateKey:
+		pub, err := k.PublicKey.Bytes()
+		if err != nil {
+			return nil, usageErrorf("argument --pem-file/--pem-string: %v", err)
+		}
+		d, err := k.Bytes()
+		if err != nil {
+			return nil, usageErrorf("argument --pem-file/--pem-string: %v", err)
+		}
+		n := (len(pub) - 1) / 2
+		return map[string]any{"kty": "EC", "crv": k.Curve.Params().Name, "x": b(pub[1 : 1+n]), "y": b(pub[1+n:]), "d": b(d)}, nil
+	}
+	return nil, usageErrorf("argument --pem-file/--pem-string: %T keys are not supported (RSA and EC are)", key)
+}
+
+// keyCall runs one request against the key the flags name.
+func (a *app) keyCall(cmd *cobra.Command, f *keyFlags, method, coll, suffix string, collections ...string) error {
+	it, err := a.keyItem(f, collections...)
+	if err != nil {
+		return err
+	}
+	path := "/" + coll + "/" + it.name + suffix
+	if suffix == "" && coll == "keys" && method == http.MethodGet {
+		path += "/" + it.version // version "" gives /keys/{name}/, as the SDKs send
+	}
+	v, err := a.kv(cmd.Context(), method, kvURL(it.base, path, nil), nil)
+	if err != nil {
+		return err
+	}
+	return a.print(v)
+}
+
+func keyCallCmd(a *app, use, short string, withVersion bool, method, coll, suffix string, collections ...string) *cobra.Command {
+	var f keyFlags
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.keyCall(cmd, &f, method, coll, suffix, collections...)
+		},
+	}
+	f.bind(cmd, withVersion)
+	return cmd
+}
+
+func newKeyShowCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "show", "Get a key's attributes and, if it's an asymmetric key, its public material.", true, http.MethodGet, "keys", "")
+}
+
+func newKeyDeleteCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "delete", "Delete a key of any type (recoverable while soft-deleted).", false, http.MethodDelete, "keys", "")
+}
+
+func newKeyShowDeletedCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "show-deleted", "Get the public part of a deleted key.", false, http.MethodGet, "deletedkeys", "", "deletedkeys")
+}
+
+func newKeyRecoverCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "recover", "Recover the deleted key to its latest version.", false, http.MethodPost, "deletedkeys", "/recover", "deletedkeys", "keys")
+}
+
+func newKeyPurgeCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "purge", "Permanently delete the specified key.", false, http.MethodDelete, "deletedkeys", "", "deletedkeys", "keys")
+}
+
+// keyListCmd lists a vault collection (/keys or /deletedkeys).
+func keyListCmd(a *app, use, short, path string, withManaged bool) *cobra.Command {
+	var vault, id string
+	var max int
+	var includeManaged triBool
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkMaxResults(max); err != nil {
+				return err
+			}
+			base, err := a.listBase(vault, id)
+			if err != nil {
+				return err
+			}
+			items, err := a.kvList(cmd.Context(), kvURL(base, path, pageQuery(max)), 0)
+			if err != nil {
+				return err
+			}
+			out := []any{}
+			for _, it := range items {
+				m, _ := it.(map[string]any)
+				if managed, _ := m["managed"].(bool); managed && withManaged && !(includeManaged.set && includeManaged.val) {
+					continue
+				}
+				out = append(out, withName(it))
+				if max > 0 && len(out) >= max {
+					break
+				}
+			}
+			return a.print(out)
+		},
+	}
+	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
+	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault. If specified all other 'Id' arguments should be omitted.")
+	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
+	if withManaged {
+		cmd.Flags().Var(&includeManaged, "include-managed", "Include managed keys.")
+		cmd.Flags().Lookup("include-managed").NoOptDefVal = "true"
+	}
+	return cmd
+}
+
+func newKeyListCmd(a *app) *cobra.Command {
+	return keyListCmd(a, "list", "List keys in the specified vault.", "/keys", true)
+}
+
+func newKeyListDeletedCmd(a *app) *cobra.Command {
+	return keyListCmd(a, "list-deleted", "List the deleted keys in the specified vault.", "/deletedkeys", false)
+}
+
+func newKeyListVersionsCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var max int
+	cmd := &cobra.Command{
+		Use: "list-versions", Short: "List the identifiers and properties of a key's versions.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkMaxResults(max); err != nil {
+				return err
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			items, err := a.kvList(cmd.Context(), kvURL(it.base, "/keys/"+it.name+"/versions", pageQuery(max)), max)
+			if err != nil {
+				return err
+			}
+			return a.print(withNames(items))
+		},
+	}
+	f.bind(cmd, false)
+	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
+	return cmd
+}
+
+func newKeySetAttributesCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var attrs keyAttrs
+	var enabled triBool
+	cmd := &cobra.Command{
+		Use: "set-attributes", Short: "Change specified attributes (and operations) of a stored key.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{}
+			attr := map[string]any{}
+			if err := attrs.fill(cmd, body, attr, body); err != nil {
+				return err
+			}
+			if enabled.set {
+				attr["enabled"] = enabled.val
+			}
+			if len(attr) > 0 {
+				body["attributes"] = attr
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPatch, kvURL(it.base, "/keys/"+it.name+"/"+it.version, nil), body)
+			if err != nil {
+				return err
+			}
+			return a.print(v)
+		},
+	}
+	f.bind(cmd, true)
+	attrs.bind(cmd)
+	cmd.Flags().Var(&enabled, "enabled", "Enable the key.")
+	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
+	return cmd
+}
+
+func newKeyBackupCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var file string
+	cmd := &cobra.Command{
+		Use: "backup", Short: "Back up the specified key (all versions) to a file.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("the following arguments are required: --file/-f")
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/keys/"+it.name+"/backup", nil), nil)
+			if err != nil {
+				return err
+			}
+			m, _ := v.(map[string]any)
+			s, _ := m["value"].(string)
+			blob, err := base64.RawURLEncoding.DecodeString(trimPad(s))
+			if err != nil || len(blob) == 0 {
+				return &azerr.Error{Message: "the server returned an invalid backup blob"}
+			}
+			if err := os.WriteFile(file, blob, 0o600); err != nil {
+				return fmt.Errorf("writing %s: %w", file, err)
+			}
+			return nil
+		},
+	}
+	f.bind(cmd, false)
+	cmd.Flags().StringVarP(&file, "file", "f", "", "Local file path in which to store key backup.")
+	return cmd
+}
+
+func newKeyRestoreCmd(a *app) *cobra.Command {
+	var vault, id, file string
+	cmd := &cobra.Command{
+		Use: "restore", Short: "Restore a backed up key to a vault.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("the following arguments are required: --file/-f")
+			}
+			base, err := a.listBase(vault, id)
+			if err != nil {
+				return err
+			}
+			blob, err := readFileLimited(file, 8*maxBackupBytes)
+			if err != nil {
+				return usageErrorf("argument --file/-f: %v", err)
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(base, "/keys/restore", nil), map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)})
+			if err != nil {
+				return err
+			}
+			return a.print(v)
+		},
+	}
+	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
+	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault.")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "Local key backup from which to restore key.")
+	return cmd
+}
+
+// decodeB64 accepts standard or URL base64, padded or not.
+func decodeB64(flag, s string) ([]byte, error) {
+	t := strings.TrimRight(s, "=")
+	if b, err := base64.RawStdEncoding.DecodeString(t); err == nil {
+		return b, nil
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(t); err == nil {
+		return b, nil
+	}
+	return nil, usageErrorf("argument %s: not base64", flag)
+}
+
+// keyOpPath is /keys/{name}[/{version}]/{op}.
+func keyOpPath(it *kvItem, op string) string {
+	if it.version == "" {
+		return "/keys/" + it.name + "/" + op
+	}
+	return "/keys/" + it.name + "/" + it.version + "/" + op
+}
+
+// resultOf reads a KeyOperationResult's kid and base64url value.
+func resultOf(v any) (string, []byte, error) {
+	m, _ := v.(map[string]any)
+	kid, _ := m["kid"].(string)
+	s, _ := m["value"].(string)
+	b, err := base64.RawURLEncoding.DecodeString(trimPad(s))
+	if err != nil {
+		return "", nil, &azerr.Error{Message: "the server returned an invalid operation result"}
+	}
+	return kid, b, nil
+}
+
+// newKeyCryptCmd is az keyvault key encrypt/decrypt. Values are base64 on
+// the command line and in the output; --data-type plaintext takes (encrypt)
+// or prints (decrypt) the value as text.
+func newKeyCryptCmd(a *app, use, short, op string) *cobra.Command {
+	var f keyFlags
+	var alg, value, dataType string
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if alg == "" || !cmd.Flags().Changed("value") {
+				return usageErrorf("the following arguments are required: --algorithm/-a, --value")
+			}
+			if err := choice("--algorithm/-a", alg, encAlgorithms); err != nil {
+				return err
+			}
+			if err := choice("--data-type", dataType, []string{"base64", "plaintext"}); err != nil {
+				return err
+			}
+			in := []byte(value)
+			if op == "decrypt" || dataType == "base64" {
+				var err error
+				if in, err = decodeB64("--value", value); err != nil {
+					return err
+				}
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"alg": alg, "value": base64.RawURLEncoding.EncodeToString(in)}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, keyOpPath(it, op), nil), body)
+			if err != nil {
+				return err
+			}
+			kid, out, err := resultOf(v)
+			if err != nil {
+				return err
+			}
+			result := base64.StdEncoding.EncodeToString(out)
+			if op == "decrypt" && dataType == "plaintext" {
+				result = string(out)
+			}
+			return a.print(map[string]any{"algorithm": alg, "kid": kid, "result": result})
+		},
+	}
+	f.bind(cmd, true)
+	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(encAlgorithms, ", ")+".")
+	cmd.Flags().StringVar(&value, "value", "", "The value to "+op+" (base64, or text with --data-type plaintext for encrypt).")
+	cmd.Flags().StringVar(&dataType, "data-type", "base64", "The type of the original data (encrypt) or of the result (decrypt): base64, plaintext.")
+	return cmd
+}
+
+func newKeySignCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var alg, digest string
+	cmd := &cobra.Command{
+		Use: "sign", Short: "Create a signature from a digest using a key.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if alg == "" || digest == "" {
+				return usageErrorf("the following arguments are required: --algorithm/-a, --digest")
+			}
+			if err := choice("--algorithm/-a", alg, sigAlgorithms); err != nil {
+				return err
+			}
+			d, err := decodeB64("--digest", digest)
+			if err != nil {
+				return err
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"alg": alg, "value": base64.RawURLEncoding.EncodeToString(d)}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, keyOpPath(it, "sign"), nil), body)
+			if err != nil {
+				return err
+			}
+			kid, sig, err := resultOf(v)
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]any{"algorithm": alg, "kid": kid, "signature": base64.StdEncoding.EncodeToString(sig)})
+		},
+	}
+	f.bind(cmd, true)
+	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(sigAlgorithms, ", ")+".")
+	cmd.Flags().StringVar(&digest, "digest", "", "The value (base64) to sign: a digest of the hash the algorithm names.")
+	return cmd
+}
+
+func newKeyVerifyCmd(a *app) *cobra.Command {
+	var f keyFlags
+	var alg, digest, signature string
+	cmd := &cobra.Command{
+		Use: "verify", Short: "Verify a signature using the key that was used to sign the data.", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if alg == "" || digest == "" || signature == "" {
+				return usageErrorf("the following arguments are required: --algorithm/-a, --digest, --signature")
+			}
+			if err := choice("--algorithm/-a", alg, sigAlgorithms); err != nil {
+				return err
+			}
+			d, err := decodeB64("--digest", digest)
+			if err != nil {
+				return err
+			}
+			sig, err := decodeB64("--signature", signature)
+			if err != nil {
+				return err
+			}
+			it, err := a.keyItem(&f)
+			if err != nil {
+				return err
+			}
+			enc := base64.RawURLEncoding.EncodeToString
+			body := map[string]any{"alg": alg, "digest": enc(d), "value": enc(sig)}
+			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, keyOpPath(it, "verify"), nil), body)
+			if err != nil {
+				return err
+			}
+			m, _ := v.(map[string]any)
+			ok, _ := m["value"].(bool)
+			kid := it.base + "/keys/" + it.name
+			if it.version != "" {
+				kid += "/" + it.version
+			}
+			return a.print(map[string]any{"algorithm": alg, "kid": kid, "isValid": ok})
+		},
+	}
+	f.bind(cmd, true)
+	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(sigAlgorithms, ", ")+".")
+	cmd.Flags().StringVar(&digest, "digest", "", "The digest (base64) that was signed.")
+	cmd.Flags().StringVar(&signature, "signature", "", "The signature (base64) to verify.")
+	return cmd
+}
