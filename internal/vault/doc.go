@@ -1,6 +1,6 @@
-// Package vault owns the Key Vault data plane: the secrets REST API as the
-// Azure SDKs speak it (api-versions 7.0–7.6 and the dated ones up to
-// 2026-04-01), its wire types and its storage layout under
+// Package vault owns the Key Vault data plane: the secrets and keys REST
+// APIs as the Azure SDKs speak them (api-versions 7.0–7.6 and the dated ones
+// up to 2026-04-01), its wire types and its storage layout under
 // "vault/{vaultInternalID}/" in the store.
 //
 // A request passes, in order: vault lookup (Directory) → authentication
@@ -19,6 +19,10 @@
 //	vault/{iid}/secrets/d/{lname}             deleted state (head moved here)
 //	vault/~purge/{unix20}/{iid}/{lname}       purge schedule index ("~" never
 //	                                          starts an internal id)
+//
+// Keys (keys*.go) use the same layout under "vault/{iid}/keys/" with their
+// own purge index "vault/~kpurge/"; a key version's private key is sealed
+// PKCS #8, bound to (vault, "keys", name, version).
 //
 // Soft delete moves only the head; versions stay in place, so recover and
 // purge touch one record per version at most once.
