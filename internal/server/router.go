@@ -21,6 +21,7 @@ type planes struct {
 	audit    http.Handler // /audit: query, verify, insights, hash
 	rotation http.Handler // /rotation/alerts
 	mi       http.Handler // /msi/token
+	edge     http.Handler // /edge/activate: a Data Box Edge device redeems its activation key
 	arm      http.Handler // /subscriptions, /providers
 	vault    VaultPlane
 	ready    func() error
@@ -53,6 +54,8 @@ func (s *Server) plane(r *http.Request) string {
 		return "vault"
 	case "msi":
 		return "mi"
+	case "edge":
+		return "edge"
 	case "v1.0":
 		return "graph"
 	case "audit":
@@ -115,6 +118,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveVault(w, r2, strings.ToLower(name), s.cfg.BaseURL()+"/vaults/"+strings.ToLower(name))
 	case "msi":
 		serveOr404(s.planes.mi, w, r)
+	case "edge":
+		serveOr404(s.planes.edge, w, r)
 	case "v1.0":
 		serveOr404(s.planes.graph, w, r)
 	case "audit":

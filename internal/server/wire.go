@@ -78,7 +78,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bootstrap identity: %w", err)
 	}
 
-	armSrv := arm.New(st, engine, clk, arm.Options{
+	// A Data Box Edge device's own identity may get and update its own
+	// device's extended information (databoxedge.SelfDecider); everything
+	// else is the engine's.
+	armSrv := arm.New(st, databoxedge.SelfDecider(engine), clk, arm.Options{
 		BaseURL: cfg.BaseURL(), TenantID: boot.TenantID, MaxBodyBytes: cfg.MaxBodyBytes,
 		Locations: append(append([]string{}, cfg.Locations...), arm.DefaultLocations...), Logger: log,
 		OperationLeaseTTL: cfg.OperationLeaseTTL,
@@ -133,10 +136,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	armSrv.Register(authzP)
 	armSrv.AddWriteGuard(authzP)
-	armSrv.Register(databoxedge.New(st, clk, ids, databoxedge.Options{
+	edgeP := databoxedge.New(st, clk, ids, databoxedge.Options{
 		Vaults: kvp, Locks: authzP, Accounts: stp, Settings: insp, DataPlane: vaults, Workloads: mp,
 		VaultDomain: cfg.VaultDomain, Logger: log,
-	}))
+	})
+	armSrv.Register(edgeP)
 
 	subID, err := bootstrapControlPlane(ctx, armSrv, engine, boot)
 	if err != nil {
@@ -188,8 +192,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			identity: ids.Handler(),
 			graph:    ids.GraphHandler(engine),
 			mi:       ids.ManagedIdentityHandler(),
-			arm:      armSrv,
-			vault:    vaults,
+			// A device reaches the managed-identity endpoint through the
+			// front door (the loopback listener is local to the server).
+			edge: edgeP.ActivationHandler(databoxedge.Endpoints{ResourceManager: cfg.BaseURL(),
+				IdentityEndpoint: cfg.BaseURL() + "/msi/token", VaultAudience: cfg.VaultAudience()}),
+			arm:   armSrv,
+			vault: vaults,
 			ready: func() error {
 				_, err := raw.Get(ctx, "sys/readiness-probe")
 				if errors.Is(err, store.ErrNotFound) {

@@ -72,6 +72,9 @@ var syncStatuses = []string{SyncSynced, SyncFailed, SyncNotConfigured, SyncPendi
 const (
 	AlertKeyVaultDeleted      = "KeyVaultDeletedEvent"
 	AlertKeyVaultAccessPolicy = "KeyVaultAccessPolicyMissingEvent"
+	// AlertKeyVaultSyncFailed: the device reported KeyVaultSyncFailed while
+	// the vault and the access policy look fine (keyhaven).
+	AlertKeyVaultSyncFailed = "KeyVaultSyncFailedEvent"
 )
 
 // skuNames are the SkuName values of the spec.
@@ -139,9 +142,16 @@ type deviceRecord struct {
 	ProvisioningState string            `json:"provisioningState"`
 	SystemData        *arm.SystemData   `json:"systemData,omitempty"`
 
-	KeyVault   *keyVaultLink  `json:"keyVault,omitempty"`
-	SyncStatus string         `json:"syncStatus,omitempty"`
-	Activation *activationKey `json:"activation,omitempty"`
+	KeyVault   *keyVaultLink `json:"keyVault,omitempty"`
+	SyncStatus string        `json:"syncStatus,omitempty"`
+	// SyncError is the device's reason for its last KeyVaultSyncFailed.
+	SyncError string `json:"syncError,omitempty"`
+	// SyncedAt is when the device last reported KeyVaultSynced.
+	SyncedAt *time.Time `json:"syncedAt,omitempty"`
+	// DeviceSecrets maps a DeviceSecretName to the vault secret (version)
+	// the device reported storing it in: references only, never values.
+	DeviceSecrets map[string]string `json:"deviceSecrets,omitempty"`
+	Activation    *activationKey    `json:"activation,omitempty"`
 	// ActivatedAt is when an activation key was redeemed (status Online).
 	ActivatedAt *time.Time `json:"activatedAt,omitempty"`
 }
@@ -190,7 +200,8 @@ type deviceResource struct {
 	Properties deviceProps       `json:"properties"`
 }
 
-// secretRef is the spec's Secret (a deviceSecrets entry).
+// secretRef is the spec's Secret (a deviceSecrets entry). keyhaven fills
+// keyVaultId only: encryptedSecret is never rendered.
 type secretRef struct {
 	KeyVaultID string `json:"keyVaultId,omitempty"`
 }
@@ -204,6 +215,10 @@ type extendedInfoProps struct {
 	ChannelIntegrityKeyVersion string               `json:"channelIntegrityKeyVersion,omitempty"`
 	KeyVaultSyncStatus         string               `json:"keyVaultSyncStatus"`
 	DeviceSecrets              map[string]secretRef `json:"deviceSecrets"`
+	// keyhaven extensions: the device's reason for KeyVaultSyncFailed and
+	// the time of its last KeyVaultSynced report.
+	KeyVaultSyncError string     `json:"keyVaultSyncError,omitempty"`
+	KeyVaultSyncTime  *time.Time `json:"keyVaultSyncTime,omitempty"`
 }
 
 // extendedInfo is DataBoxEdgeDeviceExtendedInfo.

@@ -131,13 +131,13 @@ func New(st store.Store, clk clock.Clock, ids Identities, opts Options) *Provide
 // Namespace is "Microsoft.DataBoxEdge".
 func (p *Provider) Namespace() string { return Namespace }
 
-// ResourceTypes lists the types served. Generating an activation key and
-// recovering the vault need write on the device.
+// ResourceTypes lists the types served. Generating an activation key,
+// recovering the vault and "Sync device secrets" need write on the device.
 func (p *Provider) ResourceTypes() []arm.ResourceType {
 	write := DeviceType + "/write"
 	return []arm.ResourceType{
 		{Name: typeDevices, APIVersions: APIVersions, Handler: arm.HandlerFunc(p.serveDevices),
-			ActionPermissions: map[string]string{ActionGenerateActivationKey: write, ActionRecoverKeyVault: write}},
+			ActionPermissions: map[string]string{ActionGenerateActivationKey: write, ActionRecoverKeyVault: write, ActionSyncDeviceSecrets: write}},
 		{Name: typeAlerts, APIVersions: APIVersions, Handler: arm.HandlerFunc(p.serveAlerts)},
 	}
 }
@@ -162,6 +162,8 @@ func (p *Provider) serveDevices(ctx context.Context, req *arm.Request) (*arm.Res
 			return p.getExtendedInfo(ctx, req)
 		case strings.ToLower(ActionUpdateExtendedInfo):
 			return p.updateExtendedInfo(ctx, req)
+		case strings.ToLower(ActionSyncDeviceSecrets):
+			return p.syncDeviceSecrets(ctx, req)
 		}
 		return nil, azerr.NotFound("NotFound", "The device action '%s' is not served.", clip(req.ActionName, 64))
 	}

@@ -103,6 +103,15 @@ func (p *Provider) alerts(ctx context.Context, d *deviceRecord) ([]alert, error)
 			"The device's managed identity has lost access to key vault '"+kv.Name+"'.",
 			"Recover the key vault (POST .../recoverKeyVault, or keyhaven databoxedge device recover-key-vault) to restore the managed identity's secret Get and Set access.",
 			"KeyVaultAccessPolicyMissing", "The access policy of the device's system-assigned identity on "+kv.ResourceID+" is missing or lacks secret Get and Set."))
+	case d.SyncStatus == SyncFailed:
+		msg := d.SyncError
+		if msg == "" {
+			msg = "The device reported that it could not sync its secrets with " + kv.ResourceID + "."
+		}
+		out = append(out, mk(AlertKeyVaultSyncFailed, "Warning",
+			"The device could not sync its secrets with key vault '"+kv.Name+"'.",
+			"Check the device's connectivity to the key vault, then select Sync device secrets (POST .../syncDeviceSecrets, or keyhaven databoxedge device sync-secrets).",
+			"KeyVaultSyncFailed", msg))
 	}
 	if out == nil {
 		out = []alert{}
@@ -151,8 +160,20 @@ func (p *Provider) extended(ctx context.Context, d *deviceRecord) (extendedInfo,
 			props.KeyVaultSyncStatus = SyncFailed
 		}
 		if kv.CIKName != "" {
-			props.DeviceSecrets["ChannelIntegrityKey"] = secretRef{KeyVaultID: strings.TrimRight(kv.URI, "/") + "/secrets/" + kv.CIKName}
+			props.DeviceSecrets[SecretChannelIntegrityKey] = secretRef{KeyVaultID: strings.TrimRight(kv.URI, "/") + "/secrets/" + kv.CIKName}
 		}
+		// References the device reported into this vault (a vault created
+		// after a purge has none until the device pushes again).
+		prefix := strings.ToLower(strings.TrimRight(kv.URI, "/")) + "/secrets/"
+		for name, ref := range d.DeviceSecrets {
+			if strings.HasPrefix(strings.ToLower(ref), prefix) {
+				props.DeviceSecrets[name] = secretRef{KeyVaultID: ref}
+			}
+		}
+		if props.KeyVaultSyncStatus == SyncFailed {
+			props.KeyVaultSyncError = d.SyncError
+		}
+		props.KeyVaultSyncTime = d.SyncedAt
 	}
 	return extendedInfo{ID: d.id().String(), Name: d.Name, Type: DeviceType, Properties: props}, nil
 }
@@ -177,6 +198,10 @@ type extendedPatch struct {
 	ChannelIntegrityKeyName    *string `json:"channelIntegrityKeyName"`
 	ChannelIntegrityKeyVersion *string `json:"channelIntegrityKeyVersion"`
 	SyncStatus                 *string `json:"syncStatus"`
+	// keyhaven extensions: the device's failure reason, and where it stored
+	// its secrets (references only).
+	KeyVaultSyncError *string                      `json:"keyVaultSyncError"`
+	DeviceSecrets     map[string]deviceSecretPatch `json:"deviceSecrets"`
 }
 
 // updateExtendedInfo serves POST .../updateExtendedInformation (the spec's
@@ -226,8 +251,27 @@ func (p *Provider) updateExtendedInfo(ctx context.Context, req *arm.Request) (*a
 				kv.CIKVersion = *body.ChannelIntegrityKeyVersion
 			}
 		}
+		if body.DeviceSecrets != nil {
+			refs, err := checkDeviceSecrets(kv, body.DeviceSecrets)
+			if err != nil {
+				return err
+			}
+			if d.DeviceSecrets == nil {
+				d.DeviceSecrets = map[string]string{}
+			}
+			for name, ref := range refs {
+				d.DeviceSecrets[name] = ref
+			}
+		}
 		if status != "" {
-			d.SyncStatus = status
+			d.SyncStatus, d.SyncError = status, ""
+			switch status {
+			case SyncFailed:
+				d.SyncError = syncErrorText(deref(body.KeyVaultSyncError))
+			case SyncSynced:
+				now := req.Now
+				d.SyncedAt = &now
+			}
 		}
 		return nil
 	})
@@ -370,7 +414,7 @@ func (p *Provider) recoverKeyVault(ctx context.Context, req *arm.Request) (*arm.
 	// The device pushes its secrets to the recovered (or new) vault: the
 	// device agent's job, triggered by this status.
 	if d, err = p.update(ctx, id, func(d *deviceRecord) error {
-		d.SyncStatus = SyncPending
+		d.SyncStatus, d.SyncError = SyncPending, ""
 		return nil
 	}); err != nil {
 		return nil, err
