@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 	"math/big"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 )
 
@@ -365,4 +367,65 @@ func TestKeysClient(t *testing.T) {
 		_, err = c.WrapKey(ctx, "ec-p256", "", azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: []byte("cek")}, nil)
 		wantResponseError(t, "wrap with another key", err, 403, "Forbidden")
 	})
+}
+
+// TestKeysVaultRecovery: a vault's keys go with it. A deleted vault's keys
+// come back, the same key material, when the vault is recovered; a purged
+// vault's keys are gone, also from a new vault of the same name.
+func TestKeysVaultRecovery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const vaultName = "kv-compat-keys-rec"
+	rg := "rg-" + vaultName
+	client, _ := keysVault(t, e, vaultName)
+	vaults := e.vaultsClient(t)
+	ctx := testCtx(t)
+	digest := sha256.Sum256([]byte("before the vault was deleted"))
+
+	created, err := client.CreateKey(ctx, "carried", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveNameP384)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d384 := sha512.Sum384(digest[:])
+	sig, err := client.Sign(ctx, "carried", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES384), Value: d384[:]}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vaults.Delete(ctx, rg, vaultName, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.GetKey(ctx, "carried", "", nil); err == nil {
+		t.Fatal("a deleted vault's key is still served")
+	}
+	params := e.vaultParams(true)
+	params.Properties.CreateMode = to.Ptr(armkeyvault.CreateModeRecover)
+	poller, err := vaults.BeginCreateOrUpdate(ctx, rg, vaultName, params, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pollUntilDone(t, ctx, poller); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.GetKey(ctx, "carried", "", nil)
+	if err != nil || got.Key.KID.Version() != created.Key.KID.Version() || !bytes.Equal(got.Key.X, created.Key.X) {
+		t.Fatalf("after recovery: %v", err)
+	}
+	v, err := client.Verify(ctx, "carried", "", azkeys.VerifyParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES384), Digest: d384[:], Signature: sig.Result}, nil)
+	if err != nil || !*v.Value {
+		t.Fatalf("the recovered key does not verify its old signature: %v", err)
+	}
+
+	if _, err := vaults.Delete(ctx, rg, vaultName, nil); err != nil {
+		t.Fatal(err)
+	}
+	purge, err := vaults.BeginPurgeDeleted(ctx, vaultName, "local", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pollUntilDone(t, ctx, purge); err != nil {
+		t.Fatal(err)
+	}
+	e.createVault(t, rg, vaultName)
+	_, err = client.GetKey(ctx, "carried", "", nil)
+	wantResponseError(t, "key of a purged vault", err, 404, "KeyNotFound")
 }
