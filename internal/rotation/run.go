@@ -210,19 +210,25 @@ func (e *Service) renew(ctx context.Context, c *claim) error {
 func (e *Service) save(ctx context.Context, c *claim, rec *credRecord, ver int64, prevNext time.Time) error {
 	now := e.clk.Now().UTC()
 	var lv int64
+	var saved credRecord
 	err := e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if lv, err = e.checkLease(ctx, tx, c, now); err != nil {
 			return err
 		}
-		r := *rec // writeCred mutates alert fields; keep retries clean
+		// writeCred mutates alert fields; keep retries clean. rec takes the
+		// result only once committed: a store may run fn again after a
+		// failed commit (PostgreSQL serialization failure), and an attempt
+		// that was rolled back must not leave its alert IDs in rec.
+		r := *rec
 		if _, err := writeCred(ctx, tx, &r, ver, prevNext, now); err != nil {
 			return err
 		}
-		*rec = r
+		saved = r
 		return nil
 	})
 	if err == nil {
+		*rec = saved
 		c.leaseVer = lv
 	}
 	if errors.Is(err, store.ErrConflict) {
