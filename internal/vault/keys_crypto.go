@@ -241,6 +241,9 @@ func encAlgFor(alg string, m *keyMeta) (encAlg, *azerr.Error) {
 // sigAlgFor validates a signature algorithm and digest length for a key.
 func sigAlgFor(alg string, m *keyMeta, digest []byte) (sigAlg, *azerr.Error) {
 	a, ok := sigAlgs[alg]
+	if alg == "ES256K" {
+		return sigAlg{}, azerr.BadParameter("Algorithm 'ES256K' (secp256k1) is not supported by keyhaven; use ES256, ES384 or ES512.")
+	}
 	if !ok || a.kty != m.Kty {
 		return sigAlg{}, errBadAlg(alg, m.Kty)
 	}

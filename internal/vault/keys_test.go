@@ -425,7 +425,7 @@ func TestKeyCryptoRules(t *testing.T) {
 		{"fail/es-on-rsa", "/keys/rsa//sign", opBody("ES256", d256[:]), 400, "BadParameter", "", "not supported for key type RSA"},
 		{"fail/rs-on-ec", "/keys/ec//sign", opBody("RS256", d256[:]), 400, "BadParameter", "", "not supported for key type EC"},
 		{"fail/es384-on-p256", "/keys/ec//sign", opBody("ES384", make([]byte, 48)), 400, "BadParameter", "", "curve P-384"},
-		{"fail/es256k", "/keys/ec//sign", opBody("ES256K", d256[:]), 400, "BadParameter", "", "not supported"},
+		{"fail/es256k", "/keys/ec//sign", opBody("ES256K", d256[:]), 400, "BadParameter", "", "secp256k1"},
 		{"fail/verify-no-digest", "/keys/ec//verify", opBody("ES256", d256[:]), 400, "BadParameter", "", "'digest'"},
 		{"fail/unknown-key", "/keys/nope//sign", opBody("RS256", d256[:]), 404, "KeyNotFound", "", ""},
 		{"fail/unknown-version", "/keys/rsa/0123456789abcdef0123456789abcdef/sign", opBody("RS256", d256[:]), 404, "KeyNotFound", "", ""},
@@ -827,5 +827,45 @@ func TestKeyAuthorizeScope(t *testing.T) {
 		if r := e.dec.last(); r.Action != c.action || r.Scope != c.scope || !r.DataAction {
 			t.Fatalf("%s %s: decided %+v", c.method, c.target, r)
 		}
+	}
+}
+
+// TestKeyConcurrentCreate: concurrent creates of one key each add a version;
+// the head names one of them.
+func TestKeyConcurrentCreate(t *testing.T) {
+	e := newEnv(t)
+	const n = 8
+	versions := make(chan string, n)
+	errs := make(chan string, n)
+	for range n {
+		go func() {
+			w := e.serve(call{method: "POST", target: "/keys/race/create", body: `{"kty":"EC"}`})
+			if w.Code != 200 {
+				errs <- w.Body.String()
+				versions <- ""
+				return
+			}
+			var b map[string]any
+			_ = json.Unmarshal(w.Body.Bytes(), &b)
+			versions <- kidVersion(t, b["key"].(map[string]any)["kid"])
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		if v := <-versions; v != "" {
+			seen[v] = true
+		}
+	}
+	close(errs)
+	for msg := range errs {
+		t.Errorf("create failed: %s", msg)
+	}
+	code, m := e.do("GET", "/keys/race/versions", "")
+	if code != 200 || len(m["value"].([]any)) != n || len(seen) != n {
+		t.Fatalf("%d versions listed, %d distinct answered", len(m["value"].([]any)), len(seen))
+	}
+	_, head := e.do("GET", "/keys/race", "")
+	if !seen[kidVersion(t, jwkOf(t, head)["kid"])] {
+		t.Fatal("head names no created version")
 	}
 }
