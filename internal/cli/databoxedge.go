@@ -9,8 +9,8 @@ import (
 
 // Azure Stack Edge devices (Microsoft.DataBoxEdge), as az's databoxedge
 // extension names them, plus keyhaven commands for the guide's portal-only
-// steps: generate-activation-key, show-extended-info, recover-key-vault and
-// update-extended-info.
+// steps: generate-activation-key, show-extended-info, recover-key-vault,
+// update-extended-info and sync-secrets.
 
 const (
 	edgeDeviceType = "Microsoft.DataBoxEdge/dataBoxEdgeDevices"
@@ -238,7 +238,21 @@ then pushes its secrets (keyVaultSyncStatus KeyVaultSyncPending).`,
 	t.flags(rec, true)
 	rec.Flags().StringVar(&keyVaultName, "key-vault-name", "", "Name of the new key vault when the old one was purged.")
 
-	cmd.AddCommand(create, show, list, del, gen, ext, upd, rec)
+	syncSecrets := &cobra.Command{
+		Use:   "sync-secrets",
+		Short: "Sync device secrets: the device agent pushes its secrets to the key vault again (keyhaven).",
+		Long: `The portal's "Sync device secrets" (POST {device}/syncDeviceSecrets): keyVaultSyncStatus
+becomes KeyVaultSyncPending and the device agent pushes every device secret (BitLocker
+recovery key, BMC user password) to the key vault on its next pass, then reports
+KeyVaultSynced. Use it when the CIK or a device secret was deleted or is stale.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.edgeAction(cmd, &t, "syncDeviceSecrets", nil)
+		},
+	}
+	t.flags(syncSecrets, true)
+
+	cmd.AddCommand(create, show, list, del, gen, ext, upd, rec, syncSecrets)
 	return cmd
 }
 

@@ -70,6 +70,8 @@ func TestEdgeCommands(t *testing.T) {
 			method: "POST", path: dev + "/updateExtendedInformation", wantBody: `"syncStatus":"KeyVaultSynced"`},
 		{name: "ok/recover-key-vault", args: []string{"databoxedge", "device", "recover-key-vault", "-n", "edge1", "-g", "rg1"},
 			method: "POST", path: dev + "/recoverKeyVault"},
+		{name: "ok/sync-secrets", args: []string{"databoxedge", "device", "sync-secrets", "-n", "edge1", "-g", "rg1"},
+			method: "POST", path: dev + "/syncDeviceSecrets", wantOut: `"syncDeviceSecrets"`},
 		{name: "ok/alert-list", args: []string{"databoxedge", "alert", "list", "-n", "edge1", "-g", "rg1"}, method: "GET", path: dev + "/alerts",
 			wantOut: "KeyVaultDeletedEvent"},
 		{name: "ok/delete-keeps-vault", args: []string{"databoxedge", "device", "delete", "-n", "edge1", "-g", "rg1", "--yes"}, method: "DELETE", path: dev},
