@@ -281,6 +281,22 @@ func TestKeysClient(t *testing.T) {
 		}
 	})
 
+	t.Run("ok/rotate", func(t *testing.T) {
+		r, err := client.RotateKey(ctx, "ec-p384", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *r.Key.Crv != azkeys.CurveNameP384 || len(r.Key.X) != 48 {
+			t.Fatalf("rotated %+v", r.Key)
+		}
+		latest, err := client.GetKey(ctx, "ec-p384", "", nil)
+		if err != nil || latest.Key.KID.Version() != r.Key.KID.Version() {
+			t.Fatalf("latest after rotate: %v", err)
+		}
+		_, err = client.GetKeyRotationPolicy(ctx, "ec-p384", nil)
+		wantResponseError(t, "rotation policy", err, 400, "BadParameter")
+	})
+
 	t.Run("ok/import", func(t *testing.T) {
 		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 		if err != nil {

@@ -44,7 +44,7 @@ func newKeyCmd(a *app) *cobra.Command {
 		newKeyRecoverCmd(a), newKeyPurgeCmd(a), newKeyBackupCmd(a), newKeyRestoreCmd(a),
 		newKeyCryptCmd(a, "encrypt", "Encrypt a value (at most one RSA block) with a key.", "encrypt"),
 		newKeyCryptCmd(a, "decrypt", "Decrypt a value with a key.", "decrypt"),
-		newKeySignCmd(a), newKeyVerifyCmd(a))
+		newKeySignCmd(a), newKeyVerifyCmd(a), newKeyRotateCmd(a))
 	return cmd
 }
 
@@ -364,6 +364,10 @@ func newKeyShowDeletedCmd(a *app) *cobra.Command {
 
 func newKeyRecoverCmd(a *app) *cobra.Command {
 	return keyCallCmd(a, "recover", "Recover the deleted key to its latest version.", false, http.MethodPost, "deletedkeys", "/recover", "deletedkeys", "keys")
+}
+
+func newKeyRotateCmd(a *app) *cobra.Command {
+	return keyCallCmd(a, "rotate", "Create a new version of a key with new key material (on demand; rotation policies are not supported).", false, http.MethodPost, "keys", "/rotate")
 }
 
 func newKeyPurgeCmd(a *app) *cobra.Command {

@@ -122,6 +122,8 @@ func TestKeyCommands(t *testing.T) {
 			wantMethod: "GET", wantPath: "/deletedkeys"},
 		{name: "ok/recover", args: []string{"keyvault", "key", "recover", "--vault-name", "myvault", "-n", "k1"},
 			wantMethod: "POST", wantPath: "/deletedkeys/k1/recover"},
+		{name: "ok/rotate", args: []string{"keyvault", "key", "rotate", "--vault-name", "myvault", "-n", "k1"},
+			wantMethod: "POST", wantPath: "/keys/k1/rotate"},
 		{name: "ok/purge-by-id", args: []string{"keyvault", "key", "purge", "--id", vaultURL + "/deletedkeys/k1"},
 			wantMethod: "DELETE", wantPath: "/deletedkeys/k1"},
 		{name: "ok/backup", args: []string{"keyvault", "key", "backup", "--vault-name", "myvault", "-n", "k1", "--file", backup},

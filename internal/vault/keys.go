@@ -128,6 +128,8 @@ func (s *Service) dispatchKey(rq *request) (int, any, error) {
 		return s.signKey(rq)
 	case opKeyVerify:
 		return s.verifyKey(rq)
+	case opKeyRotate:
+		return s.rotateKey(rq)
 	}
 	return 0, nil, errRouteNotFound(rq.r.Method, rq.rawPath)
 }
@@ -209,6 +211,29 @@ func (s *Service) importKey(rq *request) (int, any, error) {
 		req.Ops = slices.Clone(defaultKeyOps[m.Kty])
 	} else if e := checkOpsFor(m.Kty, req.Ops); e != nil {
 		return 0, nil, e
+	}
+	return s.storeNewKey(rq, req, k, m)
+}
+
+// rotateKey adds a version with new key material of the latest version's
+// type, size or curve, operations and tags (on demand: keyhaven has no
+// rotation policies, so the new version gets no nbf/exp from one).
+func (s *Service) rotateKey(rq *request) (int, any, error) {
+	iid, name, lname := rq.keyNames()
+	ctx := rq.r.Context()
+	h, _, err := store.GetJSON[keyHeadRec](ctx, s.st, keyHeadKey(iid, lname))
+	if notFound(err) {
+		return 0, nil, errKeyNotFound(name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	req := &keyRequest{Kty: h.Meta.Kty, Size: h.Meta.Size, Crv: h.Meta.Crv,
+		Ops: slices.Clone(nonNil(h.Meta.Ops)), Tags: h.Meta.Tags, TagsSet: true}
+	var m keyMeta
+	k, err := generateKey(s.rand, req, &m)
+	if err != nil {
+		return 0, nil, azerr.Internal(err)
 	}
 	return s.storeNewKey(rq, req, k, m)
 }

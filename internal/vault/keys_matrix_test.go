@@ -40,6 +40,7 @@ var keyMatrixOps = []matrixOp{
 	{"wrapKey", opKeyWrap, "wrap/action", "wrapKey", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/wrapkey", `{"alg":"RSA-OAEP-256","value":"AQID"}`},
 	{"unwrapKey", opKeyUnwrap, "unwrap/action", "unwrapKey", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/unwrapkey", `{"alg":"RSA-OAEP-256","value":"{ct}"}`},
 	{"sign", opKeySign, "sign/action", "sign", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/sign", `{"alg":"PS256","value":"{digest}"}`},
+	{"rotate", opKeyRotate, "rotate/action", "rotate", false, stateLive, stateLive, 200, "POST", "/keys/{n}/rotate", ""},
 	{"verify", opKeyVerify, "verify/action", "verify", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/verify", `{"alg":"PS256","digest":"{digest}","value":"AQID"}`},
 }
 
@@ -232,7 +233,7 @@ func TestKeyAccessPolicyMatrix(t *testing.T) {
 	v.EnableRBACAuthorization = false
 	v.AccessPolicies = []authz.AccessPolicy{{TenantID: tenant1, ObjectID: m.admin.ObjectID, Permissions: authz.Permissions{Keys: []string{"all"}}}}
 	every := []string{"get", "list", "create", "import", "update", "delete", "recover", "backup", "restore", "purge",
-		"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+		"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "rotate"}
 	sets := []struct {
 		name   string
 		perms  authz.Permissions
@@ -242,8 +243,8 @@ func TestKeyAccessPolicyMatrix(t *testing.T) {
 		// A service's customer-managed key: get, wrapKey, unwrapKey.
 		{"cmk", authz.Permissions{Keys: []string{"get", "wrapkey", "UnwrapKey"}}, []string{"get", "wrapKey", "unwrapKey"}},
 		{"crypto", authz.Permissions{Keys: []string{"encrypt", "decrypt", "sign", "verify"}}, []string{"encrypt", "decrypt", "sign", "verify"}},
-		{"lifecycle", authz.Permissions{Keys: []string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore"}},
-			[]string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore"}},
+		{"lifecycle", authz.Permissions{Keys: []string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore", "rotate"}},
+			[]string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore", "rotate"}},
 		{"all", authz.Permissions{Keys: []string{"all"}}, every},
 		{"secrets-and-certificates-only", authz.Permissions{Secrets: []string{"all"}, Certificates: []string{"all"}}, nil},
 	}

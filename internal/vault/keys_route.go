@@ -30,6 +30,7 @@ const (
 	opKeyVerify
 	opKeyWrap
 	opKeyUnwrap
+	opKeyRotate
 )
 
 const keyActionPrefix = "Microsoft.KeyVault/vaults/keys/"
@@ -59,6 +60,7 @@ var keyOpSpecs = map[opKind]opSpec{
 	opKeyVerify:  {Name: "KeyVerify", Action: keyActionPrefix + "verify/action", Perm: "verify", Kind: authz.KindKeys},
 	opKeyWrap:    {Name: "KeyWrap", Action: keyActionPrefix + "wrap/action", Perm: "wrapKey", Kind: authz.KindKeys},
 	opKeyUnwrap:  {Name: "KeyUnwrap", Action: keyActionPrefix + "unwrap/action", Perm: "unwrapKey", Kind: authz.KindKeys},
+	opKeyRotate:  {Name: "KeyRotate", Action: keyActionPrefix + "rotate/action", Perm: "rotate", Create: true, Kind: authz.KindKeys},
 }
 
 // specOf is the spec of any operation, secret or key.
@@ -153,8 +155,14 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 					return route{}, err
 				}
 				return named(op, rest[0], "")
-			case "rotate", "rotationpolicy":
-				return route{}, azerr.BadParameter("Key rotation and rotation policies are not supported by keyhaven; create a new version with create.")
+			case "rotate":
+				op, err := pick(map[string]opKind{http.MethodPost: opKeyRotate})
+				if err != nil {
+					return route{}, err
+				}
+				return named(op, rest[0], "")
+			case "rotationpolicy":
+				return route{}, azerr.BadParameter("Key rotation policies (automatic rotation) are not supported by keyhaven; rotate keys on demand with rotate.")
 			}
 			// The Go SDK joins an empty version away: /keys/{name}/sign is
 			// the latest version's sign (a version is never an operation name).

@@ -431,7 +431,7 @@ func TestKeyCryptoRules(t *testing.T) {
 		{"fail/unknown-version", "/keys/rsa/0123456789abcdef0123456789abcdef/sign", opBody("RS256", d256[:]), 404, "KeyNotFound", "", ""},
 		{"fail/get-method", "/keys/rsa//sign", "", 405, "MethodNotAllowed", "", ""},
 		{"fail/release", "/keys/rsa//release", `{}`, 400, "BadParameter", "", "not exportable"},
-		{"fail/rotate", "/keys/rsa/rotate", ``, 400, "BadParameter", "", "rotation"},
+		{"fail/rotation-policy", "/keys/rsa/rotationpolicy", `{}`, 400, "BadParameter", "", "rotation policies"},
 		// The Go SDK drops the empty version: /keys/{name}/{op} is the latest.
 		{"ok/sdk-latest-form", "/keys/rsa/sign", opBody("RS256", d256[:]), 200, "", "", ""},
 		{"fail/sdk-latest-form-disabled", "/keys/disabled/wrapkey", opBody("RSA-OAEP", []byte("x")), 403, "Forbidden", "KeyDisabled", ""},
@@ -440,7 +440,7 @@ func TestKeyCryptoRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			method := "POST"
-			if c.body == "" && !strings.Contains(c.name, "rotate") {
+			if c.body == "" {
 				method = "GET"
 			}
 			w := e.serve(call{method: method, target: c.target, body: c.body})
@@ -796,6 +796,7 @@ func TestKeyAudit(t *testing.T) {
 		{"POST", "/keys/au//unwrapkey", opBody("RSA-OAEP", []byte("x")), "KeyUnwrap", ""},
 		{"PUT", "/keys/au3", `{}`, "KeyImport", ""},
 		{"POST", "/keys/restore", `{}`, "KeyRestore", ""},
+		{"POST", "/keys/au/rotate", "", "KeyRotate", ""},
 		{"DELETE", "/deletedkeys/au", "", "KeyPurge", ""},
 	}
 	for _, c := range cases {
@@ -867,5 +868,36 @@ func TestKeyConcurrentCreate(t *testing.T) {
 	_, head := e.do("GET", "/keys/race", "")
 	if !seen[kidVersion(t, jwkOf(t, head)["kid"])] {
 		t.Fatal("head names no created version")
+	}
+}
+
+// TestKeyRotate: rotate adds a version with new material of the same type,
+// size or curve, with the latest version's operations and tags.
+func TestKeyRotate(t *testing.T) {
+	e := newEnv(t)
+	first := e.mustKey("rot", `{"kty":"RSA","key_size":3072,"key_ops":["sign","verify"],"tags":{"a":"b"},"attributes":{"exp":4102444800}}`)
+	e.mustKey("rot-ec", `{"kty":"EC","crv":"P-521"}`)
+	code, m := e.do("POST", "/keys/rot/rotate", "")
+	if code != 200 {
+		t.Fatalf("%d %v", code, m)
+	}
+	k, k0 := jwkOf(t, m), jwkOf(t, first)
+	if kidVersion(t, k["kid"]) == kidVersion(t, k0["kid"]) || k["n"] == k0["n"] || len(unb64(t, k["n"])) != 384 ||
+		!slices.Equal(toStrings(k["key_ops"]), []string{"sign", "verify"}) || m["tags"].(map[string]any)["a"] != "b" || attr(m, "exp") != nil {
+		t.Fatalf("rotated %v", m)
+	}
+	if code, m := e.do("GET", "/keys/rot/versions", ""); code != 200 || len(m["value"].([]any)) != 2 {
+		t.Fatalf("versions %d %v", code, m)
+	}
+	if code, m := e.do("POST", "/keys/rot-ec/rotate", ""); code != 200 || jwkOf(t, m)["crv"] != "P-521" {
+		t.Fatalf("ec %d %v", code, m)
+	}
+	for _, c := range []struct {
+		method, target string
+		status         int
+	}{{"POST", "/keys/none/rotate", 404}, {"GET", "/keys/rot/rotate", 405}} {
+		if w := e.serve(call{method: c.method, target: c.target}); w.Code != c.status {
+			t.Fatalf("%s %s: %d", c.method, c.target, w.Code)
+		}
 	}
 }
