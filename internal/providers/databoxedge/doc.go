@@ -33,10 +33,47 @@
 //	khase1.{base64url(device resource ID)}.{base64url(32-byte one-time secret)}
 //
 // valid for ActivationKeyTTL; the device record keeps only the secret's
-// SHA-256. RedeemActivationKey (the device agent's side; its route is a
-// follow-up) uses the key up, makes the device Online and returns the
-// device identity's workload secret (msi.IssueWorkloadSecretFor), the vault
-// URI and the CIK name.
+// SHA-256, compared in constant time. RedeemActivationKey uses the key up,
+// makes the device Online and returns the device identity's workload secret
+// (msi.IssueWorkloadSecretFor), the vault URI and the CIK name.
+//
+// # The device side (internal/edge is the agent)
+//
+// ActivationHandler serves POST /edge/activate {"activationKey": "..."}
+// outside ARM: no bearer token, the key is the credential. Bodies are
+// limited to 4 KiB, each client address to 10 attempts and then one per 6
+// seconds (429). A valid key answers ActivationResponse once: deviceId,
+// tenantId, clientId, principalId, resourceManager, identityEndpoint (the
+// front door's /msi/token) and identityHeader (the App Service protocol's
+// IDENTITY_ENDPOINT / IDENTITY_HEADER), vaultAudience, keyVaultId,
+// keyVaultUri, channelIntegrityKeyName and deviceSecretNames (the vault
+// secret names of SystemVolumeBitLockerRecoveryKey, "ase-bitlocker-{uuid}",
+// and BMCDefaultUserPassword, "ase-bmc-{uuid}"). Anything else is a 401
+// InvalidActivationKey. The server's audit middleware writes one event
+// (operationName DataBoxEdgeDeviceActivate; on success resourceId is the
+// device and the caller its identity); events hold metadata only, never
+// the key or the workload secret.
+//
+// SelfDecider (wired around the ARM server's decider) lets a device's own
+// system-assigned identity — a managed-identity token whose xms_mirid is
+// the device — perform getExtendedInformation and updateExtendedInformation
+// on that device and nothing else, without a role assignment: the agent
+// reads keyVaultSyncStatus and reports its sync as the device.
+//
+// updateExtendedInformation takes, besides the spec's patch, two keyhaven
+// extensions: keyVaultSyncError (the device's reason with syncStatus
+// KeyVaultSyncFailed, at most 500 printable characters) and deviceSecrets
+// ({DeviceSecretName: {"keyVaultId": secret version ID in the device's
+// vault}}; an encryptedSecret or any value is refused). getExtendedInformation
+// renders deviceSecrets as the spec's map of Secret with keyVaultId only —
+// the CIK ("ChannelIntegrityKey") and the references the device reported
+// into the current vault — never a value; keyVaultSyncError while failed,
+// and keyVaultSyncTime (the last KeyVaultSynced report).
+//
+// POST .../syncDeviceSecrets (keyhaven extension for the portal's "Sync
+// device secrets"; needs write on the device; the device must be
+// activated) sets keyVaultSyncStatus KeyVaultSyncPending: the agent pushes
+// every device secret on its next pass.
 //
 // getExtendedInformation and updateExtendedInformation (POST, as in the
 // spec) render and take DataBoxEdgeDeviceExtendedInfo: channelIntegrityKey
@@ -48,7 +85,9 @@
 // KeyVaultDeletedEvent while the vault is soft-deleted or purged, a
 // Critical KeyVaultAccessPolicyMissingEvent while the identity lacks Get or
 // Set; an activated device with a critical alert is NeedsAttention. Both
-// clear once recovered.
+// clear once recovered. Otherwise, while the device's last report is
+// KeyVaultSyncFailed, a Warning KeyVaultSyncFailedEvent carries its reason
+// (cleared by its next KeyVaultSynced, recoverKeyVault or syncDeviceSecrets).
 //
 // POST .../recoverKeyVault {"keyVaultName": optional} (keyhaven extension
 // for the portal's "Reconfigure") recovers a soft-deleted vault with its
