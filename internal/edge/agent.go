@@ -264,6 +264,9 @@ type extendedInfo struct {
 		ClientSecretStoreURL    string `json:"clientSecretStoreUrl"`
 		ChannelIntegrityKeyName string `json:"channelIntegrityKeyName"`
 		KeyVaultSyncStatus      string `json:"keyVaultSyncStatus"`
+		// KeyVaultSyncRequestID names a pending request to push (keyhaven);
+		// the agent echoes it with its KeyVaultSynced report.
+		KeyVaultSyncRequestID string `json:"keyVaultSyncRequestId"`
 	} `json:"properties"`
 }
 
@@ -333,7 +336,7 @@ func (a *Agent) Pass(ctx context.Context) (*Result, error) {
 		for n, id := range ids {
 			refs[n] = map[string]string{"keyVaultId": id}
 		}
-		body := map[string]any{"syncStatus": SyncSynced, "deviceSecrets": refs}
+		body := map[string]any{"syncStatus": SyncSynced, "deviceSecrets": refs, "keyVaultSyncRequestId": p.KeyVaultSyncRequestID}
 		if st.CIKVersion != "" {
 			body["channelIntegrityKeyVersion"] = st.CIKVersion
 		}

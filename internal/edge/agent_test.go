@@ -106,9 +106,13 @@ func (f *fakeKeyhaven) serve(w http.ResponseWriter, r *http.Request) {
 			if !f.vaults[f.current] || f.forbidden {
 				status = SyncFailed
 			}
-			writeJSON(w, 200, map[string]any{"properties": map[string]any{"clientSecretStoreUrl": f.vaultURI(f.current),
+			props := map[string]any{"clientSecretStoreUrl": f.vaultURI(f.current),
 				"clientSecretStoreId":     "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/" + f.current,
-				"channelIntegrityKeyName": "ase-cik-1", "keyVaultSyncStatus": status}})
+				"channelIntegrityKeyName": "ase-cik-1", "keyVaultSyncStatus": status}
+			if status == SyncPending {
+				props["keyVaultSyncRequestId"] = "req-" + strconv.Itoa(len(f.reports))
+			}
+			writeJSON(w, 200, map[string]any{"properties": props})
 		case "updateExtendedInformation":
 			var m map[string]any
 			_ = json.Unmarshal(body, &m)
@@ -403,6 +407,9 @@ func TestPasses(t *testing.T) {
 					}
 					if s.wantReport == SyncFailed && !strings.Contains(reports[0]["keyVaultSyncError"].(string), s.wantReason) {
 						t.Fatalf("reason %v", reports[0])
+					}
+					if s.wantReport == SyncSynced && s.before != nil && reports[0]["keyVaultSyncRequestId"] != "req-"+strconv.Itoa(nReports) {
+						t.Fatalf("the pending request's id is not echoed: %v", reports[0])
 					}
 					if s.wantPushed > 0 {
 						refs := reports[0]["deviceSecrets"].(map[string]any)

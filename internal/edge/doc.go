@@ -53,7 +53,9 @@
 //  4. reads the CIK (GET) and keeps it, sealed — which also proves access on
 //     passes that push nothing;
 //  5. reports through updateExtendedInformation: KeyVaultSynced with the
-//     pushed secrets' vault references (deviceSecrets: keyVaultId only), or
+//     pushed secrets' vault references (deviceSecrets: keyVaultId only) and
+//     the keyVaultSyncRequestId it saw (so a sync requested meanwhile stays
+//     pending), or
 //     KeyVaultSyncFailed with keyVaultSyncError, the failing step and the
 //     data plane's status and error code. A pass with nothing pushed and the
 //     CIK readable reports nothing.

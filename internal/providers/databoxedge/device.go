@@ -112,7 +112,7 @@ func (p *Provider) syncDeviceSecrets(ctx context.Context, req *arm.Request) (*ar
 			return azerr.New(http.StatusConflict, "DeviceNotActivated",
 				"The device '%s' is not activated: there is no device agent to push its secrets yet.", d.Name)
 		}
-		d.SyncStatus, d.SyncError = SyncPending, ""
+		requestSync(d)
 		return nil
 	})
 	if err != nil {
@@ -123,6 +123,14 @@ func (p *Provider) syncDeviceSecrets(ctx context.Context, req *arm.Request) (*ar
 		return nil, err
 	}
 	return arm.OK(out), nil
+}
+
+// requestSync asks the device agent to push its secrets: status
+// KeyVaultSyncPending under a new request id. The agent echoes the id it
+// saw with its KeyVaultSynced report, so a report of a push that began
+// before this request does not clear it.
+func requestSync(d *deviceRecord) {
+	d.SyncStatus, d.SyncError, d.SyncRequest = SyncPending, "", uuid.NewString()
 }
 
 // Endpoints are what a device agent is told on activation besides its

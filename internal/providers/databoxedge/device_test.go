@@ -30,7 +30,10 @@ func postActivation(h http.Handler, ip, method, body string) (int, map[string]an
 	return w.Code, m, info
 }
 
-func keyBody(k string) string { b, _ := json.Marshal(map[string]string{"activationKey": k}); return string(b) }
+func keyBody(k string) string {
+	b, _ := json.Marshal(map[string]string{"activationKey": k})
+	return string(b)
+}
 
 func TestActivationRoute(t *testing.T) {
 	e := newEnv(t)
@@ -203,11 +206,26 @@ func TestDeviceReportsAndSyncSecrets(t *testing.T) {
 		t.Fatalf("alerts %v", got)
 	}
 	x = e.Must("POST", dev+"/syncDeviceSecrets"+v, nil, 200).JSON(t)["properties"].(map[string]any)
-	if x["keyVaultSyncStatus"] != SyncPending || x["keyVaultSyncError"] != nil {
+	reqID, _ := x["keyVaultSyncRequestId"].(string)
+	if x["keyVaultSyncStatus"] != SyncPending || x["keyVaultSyncError"] != nil || reqID == "" {
 		t.Fatalf("after sync-secrets %v", x)
 	}
 	if got := e.alerts("edge1"); len(got) != 0 {
 		t.Fatalf("alerts after sync-secrets %v", got)
+	}
+	// A push that began before the request does not clear it; one that
+	// saw it does.
+	for _, tc := range []struct {
+		echo string
+		want string
+	}{{"", SyncPending}, {"stale", SyncPending}, {reqID, SyncSynced}} {
+		x = upd(map[string]any{"syncStatus": SyncSynced, "keyVaultSyncRequestId": tc.echo}, 200)["properties"].(map[string]any)
+		if x["keyVaultSyncStatus"] != tc.want {
+			t.Fatalf("report echoing %q: %v, want %s", tc.echo, x["keyVaultSyncStatus"], tc.want)
+		}
+	}
+	if x["keyVaultSyncRequestId"] != nil {
+		t.Fatalf("a request id outside pending: %v", x)
 	}
 	// The operator's sync needs write on the device.
 	e.dec.Set(DeviceType+"/write", true)

@@ -73,7 +73,11 @@
 // POST .../syncDeviceSecrets (keyhaven extension for the portal's "Sync
 // device secrets"; needs write on the device; the device must be
 // activated) sets keyVaultSyncStatus KeyVaultSyncPending: the agent pushes
-// every device secret on its next pass.
+// every device secret on its next pass. Each request to push (this and
+// recoverKeyVault) gets a new keyVaultSyncRequestId, rendered while
+// pending; a KeyVaultSynced report echoing another id (a push that began
+// before the request) leaves the device pending. A report without the
+// field (an operator's update-extended-info) is taken as is.
 //
 // getExtendedInformation and updateExtendedInformation (POST, as in the
 // spec) render and take DataBoxEdgeDeviceExtendedInfo: channelIntegrityKey

@@ -146,6 +146,9 @@ type deviceRecord struct {
 	SyncStatus string        `json:"syncStatus,omitempty"`
 	// SyncError is the device's reason for its last KeyVaultSyncFailed.
 	SyncError string `json:"syncError,omitempty"`
+	// SyncRequest identifies the latest request to push (recoverKeyVault,
+	// syncDeviceSecrets).
+	SyncRequest string `json:"syncRequest,omitempty"`
 	// SyncedAt is when the device last reported KeyVaultSynced.
 	SyncedAt *time.Time `json:"syncedAt,omitempty"`
 	// DeviceSecrets maps a DeviceSecretName to the vault secret (version)
@@ -219,6 +222,8 @@ type extendedInfoProps struct {
 	// the time of its last KeyVaultSynced report.
 	KeyVaultSyncError string     `json:"keyVaultSyncError,omitempty"`
 	KeyVaultSyncTime  *time.Time `json:"keyVaultSyncTime,omitempty"`
+	// KeyVaultSyncRequestID identifies a pending request to push.
+	KeyVaultSyncRequestID string `json:"keyVaultSyncRequestId,omitempty"`
 }
 
 // extendedInfo is DataBoxEdgeDeviceExtendedInfo.

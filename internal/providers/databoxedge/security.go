@@ -174,6 +174,9 @@ func (p *Provider) extended(ctx context.Context, d *deviceRecord) (extendedInfo,
 			props.KeyVaultSyncError = d.SyncError
 		}
 		props.KeyVaultSyncTime = d.SyncedAt
+		if props.KeyVaultSyncStatus == SyncPending {
+			props.KeyVaultSyncRequestID = d.SyncRequest
+		}
 	}
 	return extendedInfo{ID: d.id().String(), Name: d.Name, Type: DeviceType, Properties: props}, nil
 }
@@ -202,6 +205,9 @@ type extendedPatch struct {
 	// its secrets (references only).
 	KeyVaultSyncError *string                      `json:"keyVaultSyncError"`
 	DeviceSecrets     map[string]deviceSecretPatch `json:"deviceSecrets"`
+	// SyncRequestID echoes the keyVaultSyncRequestId the device saw when
+	// it began the push it reports.
+	SyncRequestID *string `json:"keyVaultSyncRequestId"`
 }
 
 // updateExtendedInfo serves POST .../updateExtendedInformation (the spec's
@@ -262,6 +268,11 @@ func (p *Provider) updateExtendedInfo(ctx context.Context, req *arm.Request) (*a
 			for name, ref := range refs {
 				d.DeviceSecrets[name] = ref
 			}
+		}
+		if status == SyncSynced && d.SyncStatus == SyncPending && body.SyncRequestID != nil && *body.SyncRequestID != d.SyncRequest {
+			// The device pushed before the pending request: it stays
+			// pending for the next pass.
+			status = ""
 		}
 		if status != "" {
 			d.SyncStatus, d.SyncError = status, ""
@@ -414,7 +425,7 @@ func (p *Provider) recoverKeyVault(ctx context.Context, req *arm.Request) (*arm.
 	// The device pushes its secrets to the recovered (or new) vault: the
 	// device agent's job, triggered by this status.
 	if d, err = p.update(ctx, id, func(d *deviceRecord) error {
-		d.SyncStatus, d.SyncError = SyncPending, ""
+		requestSync(d)
 		return nil
 	}); err != nil {
 		return nil, err
