@@ -69,6 +69,9 @@ if the sync failed; otherwise a pass runs every --interval until interrupted.`,
 			if stateDir == "" {
 				return usageErrorf("the following arguments are required: --state-dir")
 			}
+			if !once && interval <= 0 {
+				return usageErrorf("argument --interval: must be positive")
+			}
 			lvl := slog.LevelInfo
 			if a.debug {
 				lvl = slog.LevelDebug
@@ -92,9 +95,6 @@ if the sync failed; otherwise a pass runs every --interval until interrupted.`,
 					return &edgeSyncError{res.Reason}
 				}
 				return nil
-			}
-			if interval <= 0 {
-				return usageErrorf("argument --interval: must be positive")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

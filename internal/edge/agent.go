@@ -105,6 +105,13 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 			return nil, fmt.Errorf("edge: CA file: %w", err)
 		}
 	}
+	hc := o.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = newHTTPClient(server, caPEM, ""); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(o.StateDir, StateFile)); err == nil {
 		return nil, fmt.Errorf("edge: %s already holds an activated device; use another --state-dir", o.StateDir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -125,12 +132,6 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 	secrets, err := generateSecrets(rnd)
 	if err != nil {
 		return nil, err
-	}
-	hc := o.HTTPClient
-	if hc == nil {
-		if hc, err = newHTTPClient(server, caPEM, ""); err != nil {
-			return nil, err
-		}
 	}
 	body, _ := json.Marshal(map[string]string{"activationKey": strings.TrimSpace(o.ActivationKey)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+ActivationPath, bytes.NewReader(body))
