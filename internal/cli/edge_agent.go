@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,14 @@ server's CA. An activation key works once.`,
 			if server == "" || key == "" || stateDir == "" {
 				return usageErrorf("the following arguments are required: --server, --activation-key, --state-dir")
 			}
+			if key == "-" {
+				// From stdin, so the key stays out of the process list.
+				b, err := io.ReadAll(io.LimitReader(a.stdin, 4096))
+				if err != nil {
+					return err
+				}
+				key = strings.TrimSpace(string(b))
+			}
 			out, err := edge.Activate(cmd.Context(), edge.ActivateOptions{Server: server, CAFile: caFile, ActivationKey: key, StateDir: stateDir})
 			if err != nil {
 				return err
@@ -51,7 +61,7 @@ server's CA. An activation key works once.`,
 	}
 	activate.Flags().StringVar(&server, "server", "", "The keyhaven server URL, e.g. https://keyhaven.example:8443.")
 	activate.Flags().StringVar(&caFile, "ca-file", "", "PEM file of the server's CA (copied into the state directory).")
-	activate.Flags().StringVar(&key, "activation-key", "", "The device's activation key.")
+	activate.Flags().StringVar(&key, "activation-key", "", "The device's activation key ('-' reads it from stdin).")
 	activate.Flags().StringVar(&stateDir, "state-dir", "", "The device's state directory (created, mode 0700).")
 
 	agent := &cobra.Command{
