@@ -21,16 +21,18 @@ import (
 type Store struct {
 	w     *sql.DB // exactly one connection: the writer
 	r     *sql.DB // query-only readers
+	ws    writeStmts
+	rs    readStmts
+	stmts []*sql.Stmt // every prepared statement, closed with the pools
 	clock clock.Clock
 }
 
 var _ store.Store = (*Store)(nil)
 
 type config struct {
-	busyTimeout   time.Duration
-	maxReaders    int
-	clock         clock.Clock
-	targetVersion int // 0 = latest; tests set it to build old data dirs
+	busyTimeout time.Duration
+	maxReaders  int
+	clock       clock.Clock
 }
 
 // Option configures Open.
@@ -50,12 +52,6 @@ func WithMaxReaders(n int) Option {
 // WithClock sets the clock used for the updated_at column (default wall clock).
 func WithClock(c clock.Clock) Option {
 	return func(cfg *config) { cfg.clock = c }
-}
-
-// withTargetVersion stops migrating at version v; tests use it to create a
-// data directory as an older binary would have left it.
-func withTargetVersion(v int) Option {
-	return func(c *config) { c.targetVersion = v }
 }
 
 // Open opens (creating if needed) the database file at path and migrates its
@@ -92,7 +88,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, w, cfg.targetVersion, cfg.clock); err != nil {
+	if err := migrate(ctx, w, 0, cfg.clock); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -109,7 +105,25 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r, clock: cfg.clock}, nil
+	s := &Store{w: w, r: r, clock: cfg.clock}
+	// Prepared after migrating, so they compile against the final schema
+	// (SQLite recompiles a prepared statement itself if the schema changes
+	// later, e.g. a newer binary migrating the shared file).
+	ws, wall, err := prepareWrite(ctx, w)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	rs, rall, err := prepareRead(ctx, r)
+	if err != nil {
+		closeStmts(wall) //nolint:errcheck // already failing
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	s.ws, s.rs, s.stmts = ws, rs, append(wall, rall...)
+	return s, nil
 }
 
 func dsn(path string, busy time.Duration, txlock string, readOnly bool) string {
@@ -129,18 +143,18 @@ func dsn(path string, busy time.Duration, txlock string, readOnly bool) string {
 
 // Close closes both pools. Pending transactions fail.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(closeStmts(s.stmts), s.r.Close(), s.w.Close())
 }
 
 // Get reads one record outside any transaction.
 func (s *Store) Get(ctx context.Context, key string) (store.Record, error) {
-	return get(ctx, s.r, key)
+	return get(ctx, &runner{}, &s.rs, key)
 }
 
 // List lists records outside any transaction; the single statement sees one
 // snapshot.
 func (s *Store) List(ctx context.Context, prefix string, opts store.ListOptions) ([]store.Record, error) {
-	return list(ctx, s.r, prefix, opts)
+	return list(ctx, &runner{}, &s.rs, prefix, opts)
 }
 
 // View runs fn in a read transaction on one WAL snapshot.
@@ -155,11 +169,11 @@ func (s *Store) View(ctx context.Context, fn func(r store.Reader) error) error {
 	defer t.Rollback() //nolint:errcheck // read-only; nothing to lose
 	// A deferred transaction takes its snapshot at the first read; read now
 	// so the snapshot is the state when View started, not when fn first reads.
+	v := &reader{run: &runner{tx: t}, st: &s.rs}
 	var rev int64
-	if err := t.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'revision'`).Scan(&rev); err != nil {
+	if err := v.run.stmt(ctx, s.rs.snapshot).QueryRowContext(ctx).Scan(&rev); err != nil {
 		return fmt.Errorf("sqlite: begin view: %w", err)
 	}
-	v := &reader{q: t}
 	defer func() { v.done = true }()
 	return fn(v)
 }
@@ -175,7 +189,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (err err
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
 	committed := false
-	w := &writer{reader: reader{q: t}, now: s.clock.Now}
+	w := &writer{reader: reader{run: &runner{tx: t}, st: &s.ws.readStmts}, ws: &s.ws, now: s.clock.Now}
 	defer func() {
 		w.done = true
 		if !committed {

@@ -2,10 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/store"
 	"github.com/keyhaven/keyhaven/internal/store/storetest"
 )
@@ -73,7 +77,7 @@ func TestPragmas(t *testing.T) {
 	ctx := context.Background()
 	for _, db := range []struct {
 		name string
-		q    querier
+		q    *sql.DB
 	}{{"writer", s.w}, {"reader", s.r}} {
 		var mode string
 		var sync, fk int
@@ -103,18 +107,23 @@ func TestMigrations(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "old.db")
 
-	// An older binary's data dir: schema 1 only, holding a record.
-	old, err := Open(ctx, path, withTargetVersion(1))
+	// An older binary's data dir: schema 1 only, holding a record. Open
+	// always migrates to the latest schema, so build it with migrate.
+	old, err := sql.Open("sqlite", dsn(path, time.Second, "immediate", false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := schemaVersion(t, old); v != 1 {
-		t.Fatalf("schema at %d, want 1", v)
-	}
-	if _, err := old.w.ExecContext(ctx, `INSERT INTO kv (key, value, version) VALUES (?, ?, 7)`, []byte("old/key"), []byte("old\x00value")); err != nil {
+	if err := migrate(ctx, old, 1, clock.Real{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.w.ExecContext(ctx, `UPDATE meta SET value = 7 WHERE name = 'revision'`); err != nil {
+	var v1 int
+	if err := old.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v1); err != nil || v1 != 1 {
+		t.Fatalf("schema at %d (%v), want 1", v1, err)
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO kv (key, value, version) VALUES (?, ?, 7)`, []byte("old/key"), []byte("old\x00value")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `UPDATE meta SET value = 7 WHERE name = 'revision'`); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -163,6 +172,56 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
+// TestStatementsSurviveSchemaChange: the statements prepared at Open keep
+// working after another process (here: a raw connection) changes the schema,
+// as a newer binary's migration on a shared file would.
+func TestStatementsSurviveSchemaChange(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyhaven.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(key string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.Put(ctx, key, []byte("v"), store.Absent)
+			return err
+		}); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+	put("sc/a")
+	if _, err := s.List(ctx, "sc/", store.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	other, err := sql.Open("sqlite", dsn(path, time.Second, "immediate", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, `ALTER TABLE kv ADD COLUMN extra INTEGER NOT NULL DEFAULT 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, `CREATE INDEX kv_version ON kv (version)`); err != nil {
+		t.Fatal(err)
+	}
+
+	put("sc/b")
+	if err := s.View(ctx, func(r store.Reader) error {
+		recs, err := r.List(ctx, "sc/", store.ListOptions{})
+		if err != nil || len(recs) != 2 {
+			return fmt.Errorf("list after schema change: %d records, %v", len(recs), err)
+		}
+		_, err = r.Get(ctx, "sc/b")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func schemaVersion(t *testing.T, s *Store) int {
 	t.Helper()
 	var v int
@@ -198,3 +257,26 @@ func TestConcurrentOpen(t *testing.T) {
 func BenchmarkPut(b *testing.B)  { storetest.BenchPut(b, openTemp(b)) }
 func BenchmarkGet(b *testing.B)  { storetest.BenchGet(b, openTemp(b)) }
 func BenchmarkList(b *testing.B) { storetest.BenchList(b, openTemp(b)) }
+
+// BenchmarkPutInBatch is the cost of one Put inside a transaction of 100
+// Puts: the commit's fsync is amortized, so the per-statement CPU shows.
+func BenchmarkPutInBatch(b *testing.B) {
+	s := openTemp(b)
+	ctx := context.Background()
+	val := make([]byte, 512)
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		k := min(100, b.N-n)
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			for j := range k {
+				if _, err := tx.Put(ctx, fmt.Sprintf("bench/%08d", n+j), val, store.Any); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		n += k
+	}
+}

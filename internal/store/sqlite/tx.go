@@ -5,18 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keyhaven/keyhaven/internal/store"
 )
-
-// querier is what *sql.DB and *sql.Tx share.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
 
 // errTxDone: a Reader or Tx was used after its View or Update returned.
 var errTxDone = errors.New("sqlite: transaction already finished")
@@ -30,12 +22,12 @@ func blob(s string) []byte {
 	return []byte(s)
 }
 
-func get(ctx context.Context, q querier, key string) (store.Record, error) {
+func get(ctx context.Context, run *runner, st *readStmts, key string) (store.Record, error) {
 	if err := store.CheckKey(key); err != nil {
 		return store.Record{}, err
 	}
 	rec := store.Record{Key: key}
-	err := q.QueryRowContext(ctx, `SELECT value, version FROM kv WHERE key = ?`, blob(key)).Scan(&rec.Value, &rec.Version)
+	err := run.stmt(ctx, st.get).QueryRowContext(ctx, blob(key)).Scan(&rec.Value, &rec.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, store.ErrNotFound
 	}
@@ -48,35 +40,28 @@ func get(ctx context.Context, q querier, key string) (store.Record, error) {
 	return rec, nil
 }
 
-func list(ctx context.Context, q querier, prefix string, opts store.ListOptions) ([]store.Record, error) {
+func list(ctx context.Context, run *runner, st *readStmts, prefix string, opts store.ListOptions) ([]store.Record, error) {
 	if err := store.CheckList(prefix, opts); err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	args := []any{blob(prefix)}
-	b.WriteString(`SELECT key, value, version FROM kv WHERE key >= ?`)
+	v, args := 0, []any{blob(prefix)}
 	if end, ok := store.PrefixEnd(prefix); ok {
-		b.WriteString(` AND key < ?`)
+		v |= listBounded
 		args = append(args, blob(end))
 	}
 	if opts.After != "" {
-		if opts.Reverse {
-			b.WriteString(` AND key < ?`)
-		} else {
-			b.WriteString(` AND key > ?`)
-		}
+		v |= listAfter
 		args = append(args, blob(opts.After))
 	}
 	if opts.Reverse {
-		b.WriteString(` ORDER BY key DESC`)
-	} else {
-		b.WriteString(` ORDER BY key`)
+		v |= listReverse
 	}
+	limit := -1 // SQLite: no limit
 	if opts.Limit > 0 {
-		b.WriteString(` LIMIT ?`)
-		args = append(args, opts.Limit)
+		limit = opts.Limit
 	}
-	rows, err := q.QueryContext(ctx, b.String(), args...)
+	args = append(args, limit)
+	rows, err := run.stmt(ctx, st.list[v]).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
 	}
@@ -102,7 +87,8 @@ func list(ctx context.Context, q querier, prefix string, opts store.ListOptions)
 
 // reader is the store.Reader handed to View (and embedded in writer).
 type reader struct {
-	q    querier
+	run  *runner
+	st   *readStmts
 	done bool
 }
 
@@ -110,19 +96,20 @@ func (r *reader) Get(ctx context.Context, key string) (store.Record, error) {
 	if r.done {
 		return store.Record{}, errTxDone
 	}
-	return get(ctx, r.q, key)
+	return get(ctx, r.run, r.st, key)
 }
 
 func (r *reader) List(ctx context.Context, prefix string, opts store.ListOptions) ([]store.Record, error) {
 	if r.done {
 		return nil, errTxDone
 	}
-	return list(ctx, r.q, prefix, opts)
+	return list(ctx, r.run, r.st, prefix, opts)
 }
 
 // writer is the store.Tx handed to Update.
 type writer struct {
 	reader
+	ws  *writeStmts
 	now func() time.Time
 	rev int64 // this transaction's revision, 0 until the first Put
 }
@@ -134,7 +121,7 @@ func (w *writer) revision(ctx context.Context) (int64, error) {
 		return w.rev, nil
 	}
 	var rev int64
-	err := w.q.QueryRowContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`).Scan(&rev)
+	err := w.run.stmt(ctx, w.ws.revision).QueryRowContext(ctx).Scan(&rev)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: allocate revision: %w", err)
 	}
@@ -161,15 +148,11 @@ func (w *writer) Put(ctx context.Context, key string, value []byte, ifVersion in
 	var res sql.Result
 	switch {
 	case ifVersion == store.Any:
-		res, err = w.q.ExecContext(ctx, `INSERT INTO kv (key, value, version, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at`,
-			blob(key), val, rev, now)
+		res, err = w.run.stmt(ctx, w.ws.putAny).ExecContext(ctx, blob(key), val, rev, now)
 	case ifVersion == store.Absent:
-		res, err = w.q.ExecContext(ctx, `INSERT INTO kv (key, value, version, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (key) DO NOTHING`, blob(key), val, rev, now)
+		res, err = w.run.stmt(ctx, w.ws.putAbsent).ExecContext(ctx, blob(key), val, rev, now)
 	default:
-		res, err = w.q.ExecContext(ctx, `UPDATE kv SET value = ?, version = ?, updated_at = ? WHERE key = ? AND version = ?`,
-			val, rev, now, blob(key), ifVersion)
+		res, err = w.run.stmt(ctx, w.ws.putVersion).ExecContext(ctx, val, rev, now, blob(key), ifVersion)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: put: %w", err)
@@ -191,12 +174,13 @@ func (w *writer) Delete(ctx context.Context, key string, ifVersion int64) error 
 	if err := store.CheckDelete(key, ifVersion); err != nil {
 		return err
 	}
-	query, args := `DELETE FROM kv WHERE key = ?`, []any{blob(key)}
-	if ifVersion != store.Any {
-		query += ` AND version = ?`
-		args = append(args, ifVersion)
+	var res sql.Result
+	var err error
+	if ifVersion == store.Any {
+		res, err = w.run.stmt(ctx, w.ws.delAny).ExecContext(ctx, blob(key))
+	} else {
+		res, err = w.run.stmt(ctx, w.ws.delVersion).ExecContext(ctx, blob(key), ifVersion)
 	}
-	res, err := w.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete: %w", err)
 	}
