@@ -146,6 +146,10 @@ func (rq *request) keyWireOf(m *keyMeta, bundle bool) keyWire {
 			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
 		},
 	}
+	if m.Managed {
+		t := true
+		w.Managed = &t
+	}
 	if bundle {
 		w.Key = m.jwk(kid)
 	} else {

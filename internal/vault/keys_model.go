@@ -53,6 +53,8 @@ type keyMeta struct {
 	Created   int64             `json:"c"`
 	Updated   int64             `json:"u"`
 	Tags      map[string]string `json:"t,omitempty"`
+	// Managed marks the key backing a certificate.
+	Managed bool `json:"m,omitempty"`
 	// Public key: RSA modulus and exponent, or EC point coordinates
 	// (big-endian, EC coordinates padded to the curve size).
 	N []byte `json:"pn,omitempty"`

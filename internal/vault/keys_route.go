@@ -68,6 +68,9 @@ func specOf(op opKind) opSpec {
 	if s, ok := keyOpSpecs[op]; ok {
 		return s
 	}
+	if s, ok := certOpSpecs[op]; ok {
+		return s
+	}
 	return opSpecs[op]
 }
 

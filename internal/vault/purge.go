@@ -48,7 +48,7 @@ func (s *Service) PurgeVaultData(ctx context.Context, internalID string) error {
 	return nil
 }
 
-// PurgeExpired permanently removes deleted secrets and keys whose scheduled
+// PurgeExpired permanently removes deleted secrets, keys and certificates whose scheduled
 // purge date has passed (purge protection does not stop this: it is the
 // system purge at the end of retention). It returns how many objects it
 // purged.
@@ -76,7 +76,20 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 		}
 		return true, purgeKeyTx(ctx, tx, iid, lname, d, dv)
 	})
-	return purged + keys, err
+	if err != nil {
+		return purged + keys, err
+	}
+	certs, err := s.purgeExpiredIndex(ctx, certPurgeIndexPrefix, func(ctx context.Context, tx store.Tx, at int64, iid, lname string) (bool, error) {
+		d, dv, err := store.GetJSON[certDeletedRec](ctx, tx, certDeletedKey(iid, lname))
+		if notFound(err) || (err == nil && d.PurgeAt != at) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, purgeCertTx(ctx, tx, iid, lname, d, dv)
+	})
+	return purged + keys + certs, err
 }
 
 // purgeExpiredIndex walks one purge index up to now. purgeOne purges the

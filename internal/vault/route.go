@@ -128,6 +128,9 @@ func parsePath(method, path string) (route, *azerr.Error) {
 	if isKeyPath(path) {
 		return parseKeyPath(method, path)
 	}
+	if isCertPath(path) {
+		return parseCertPath(method, path)
+	}
 	p := strings.TrimPrefix(path, "/")
 	segs := strings.Split(p, "/")
 	// A single trailing slash is tolerated on every route (the SDKs send

@@ -275,7 +275,7 @@ func TestValidationChangesNothing(t *testing.T) {
 		{"fail/purge-live", "DELETE", "/deletedsecrets/keep", ``, 404, "SecretNotFound", "Deleted Secret not found: keep"},
 		{"fail/restore-garbage", "POST", "/secrets/restore", `{"value":"!!!"}`, 400, "BadParameter", "backup blob"},
 		{"fail/restore-empty", "POST", "/secrets/restore", `{}`, 400, "BadParameter", "required"},
-		{"fail/unknown-route", "GET", "/certificates", ``, 404, "NotFound", "not supported"},
+		{"fail/unknown-route", "GET", "/storage", ``, 404, "NotFound", "not supported"},
 		{"fail/wrong-method", "POST", "/secrets", ``, 405, "MethodNotAllowed", "POST"},
 		{"fail/put-trailing-slash", "PUT", "/secrets/keep/", `{"value":"v"}`, 404, "NotFound", "not supported"},
 	}

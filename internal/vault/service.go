@@ -178,6 +178,9 @@ func (s *Service) ServeVault(w http.ResponseWriter, r *http.Request, vaultName s
 }
 
 func (s *Service) dispatch(rq *request) (int, any, error) {
+	if err := s.guardManaged(rq); err != nil {
+		return 0, nil, err
+	}
 	switch rq.route.Op {
 	case opSet:
 		return s.setSecret(rq)
@@ -206,6 +209,9 @@ func (s *Service) dispatch(rq *request) (int, any, error) {
 	}
 	if isKeyOp(rq.route.Op) {
 		return s.dispatchKey(rq)
+	}
+	if isCertOp(rq.route.Op) {
+		return s.dispatchCert(rq)
 	}
 	return 0, nil, errRouteNotFound(rq.r.Method, rq.rawPath)
 }
