@@ -95,7 +95,7 @@ func (s *Server) instrument(plane func(*http.Request) string, next http.Handler)
 		start := time.Now()
 		info := &principal.Info{
 			RequestID:  uuid.NewString(),
-			ClientIP:   clientIP(r),
+			ClientIP:   s.forwardedClientIP(r, clientIP(r)),
 			TLSVersion: tlsVersionName(r.TLS),
 			UserAgent:  truncate(r.UserAgent(), 256),
 		}

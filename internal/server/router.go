@@ -22,6 +22,7 @@ type planes struct {
 	rotation http.Handler // /rotation/alerts
 	mi       http.Handler // /msi/token
 	edge     http.Handler // /edge/activate: a Data Box Edge device redeems its activation key
+	portal   http.Handler // /portal: the operator portal (a client of the APIs above)
 	arm      http.Handler // /subscriptions, /providers
 	vault    VaultPlane
 	ready    func() error
@@ -56,6 +57,8 @@ func (s *Server) plane(r *http.Request) string {
 		return "mi"
 	case "edge":
 		return "edge"
+	case "portal":
+		return "portal"
 	case "v1.0":
 		return "graph"
 	case "audit":
@@ -120,6 +123,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		serveOr404(s.planes.mi, w, r)
 	case "edge":
 		serveOr404(s.planes.edge, w, r)
+	case "portal":
+		serveOr404(s.planes.portal, w, r)
 	case "v1.0":
 		serveOr404(s.planes.graph, w, r)
 	case "audit":

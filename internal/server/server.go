@@ -26,6 +26,7 @@ type Server struct {
 	planes         planes
 	defaultTenant  string
 	tlsConfig      *tls.Config
+	portalKey      string // authenticates the portal's forwarded client address (portal.go)
 
 	audit interface {
 		Middleware(http.Handler) http.Handler

@@ -183,9 +183,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	m.reg.MustRegister(auditLog.Collectors()...)
 
+	// The portal is a client of this server's own APIs, through the front
+	// door like the rotation engine, with the signed-in user's tokens.
+	portal, portalKey, err := newPortal(cfg, tlsMat, log)
+	if err != nil {
+		return err
+	}
+
 	s := &Server{
 		cfg: cfg, log: log, metrics: m, verifier: ids, defaultTenant: boot.TenantID,
-		tlsConfig: tlsMat.ServerConfig(), audit: auditLog,
+		tlsConfig: tlsMat.ServerConfig(), audit: auditLog, portalKey: portalKey,
 		planes: planes{
 			audit:    auditLog.Handler(engine),
 			rotation: rot.AlertsHandler(engine),
@@ -196,8 +203,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			// front door (the loopback listener is local to the server).
 			edge: edgeP.ActivationHandler(databoxedge.Endpoints{ResourceManager: cfg.BaseURL(),
 				IdentityEndpoint: cfg.BaseURL() + "/msi/token", VaultAudience: cfg.VaultAudience()}),
-			arm:   armSrv,
-			vault: vaults,
+			arm:    armSrv,
+			vault:  vaults,
+			portal: portal,
 			ready: func() error {
 				_, err := raw.Get(ctx, "sys/readiness-probe")
 				if errors.Is(err, store.ErrNotFound) {
