@@ -145,17 +145,17 @@ type certDeletedRec struct {
 
 // certOpRec is the certificate operation of the latest create.
 type certOpRec struct {
-	Name          string      `json:"n"`
-	Issuer        certIssuer  `json:"i"`
-	CSR           []byte      `json:"csr,omitempty"`
-	Status        string      `json:"s"`
-	StatusDetails string      `json:"sd,omitempty"`
-	Cancel        bool        `json:"cr,omitempty"`
-	RequestID     string      `json:"rid"`
-	Error         *certOpErr  `json:"err,omitempty"`
-	Policy        *certPolicy `json:"p,omitempty"` // Unknown issuer: the policy to complete with
+	Name          string            `json:"n"`
+	Issuer        certIssuer        `json:"i"`
+	CSR           []byte            `json:"csr,omitempty"`
+	Status        string            `json:"s"`
+	StatusDetails string            `json:"sd,omitempty"`
+	Cancel        bool              `json:"cr,omitempty"`
+	RequestID     string            `json:"rid"`
+	Error         *certOpErr        `json:"err,omitempty"`
+	Policy        *certPolicy       `json:"p,omitempty"` // Unknown issuer: the policy to complete with
 	Tags          map[string]string `json:"t,omitempty"`
-	Enabled       *bool       `json:"e,omitempty"`
+	Enabled       *bool             `json:"e,omitempty"`
 }
 
 type certOpErr struct {
@@ -231,12 +231,12 @@ type certMergeIn struct {
 
 // certRequest is a validated create, import or update.
 type certRequest struct {
-	Policy   *certPolicy
-	Value    string
-	Pwd      string
-	Enabled  *bool
-	Tags     map[string]string
-	TagsSet  bool
+	Policy  *certPolicy
+	Value   string
+	Pwd     string
+	Enabled *bool
+	Tags    map[string]string
+	TagsSet bool
 }
 
 func parseCertBody(body []byte) (*certIn, *certRequest, *azerr.Error) {

@@ -545,7 +545,7 @@ func TestCertRoutes(t *testing.T) {
 
 func TestCertAuthorization(t *testing.T) {
 	cases := []struct {
-		name, method, path string
+		name, method, path  string
 		action, perm, audit string
 	}{
 		{"ok/create", "POST", "/certificates/c/create", "create/action", "create", "CertificateCreate"},
