@@ -7,6 +7,7 @@
 // file); readers use a separate pool of query-only connections and see WAL
 // snapshots. Because there is one writer connection, fn passed to Update
 // must not call Update on the same Store (it would wait for itself until its
-// context ends). The package owns its schema: numbered migrations embedded from
+// context ends). Every statement is prepared once per pool at Open and reused
+// on each connection (stmts.go). The package owns its schema: numbered migrations embedded from
 // migrations/ and applied at Open.
 package sqlite
