@@ -1,11 +1,329 @@
 package vault
 
-import "github.com/keyhaven/keyhaven/internal/azerr"
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/store"
+)
+
+// Certificate backup blobs follow key backups (keys_backup.go): every
+// version of the certificate with its backing key and secret, and the
+// policy. The metadata is sealed under the tenant's backup scope; each
+// version's private key and secret value are sealed with an aad naming
+// format, tenant, backup id, kind, version and position. A secret or key
+// blob does not restore as a certificate, nor the reverse.
+const certBackupFormat = "keyhaven-certificate-backup-v1"
+
+type certBackupMeta struct {
+	ID      string        `json:"id"`
+	Name    string        `json:"n"`
+	Latest  string        `json:"l"`
+	Policy  certPolicyRec `json:"p"`
+	Certs   []certMeta    `json:"c"`
+	Keys    []keyMeta     `json:"k"`
+	Secrets []meta        `json:"s"`
+}
+
+func certBackupMetaAAD(tenant string) []byte {
+	return []byte(certBackupFormat + "\x00meta\x00" + tenant)
+}
+
+func certBackupValueAAD(tenant, id, kind, version string, i int) []byte {
+	return []byte(certBackupFormat + "\x00" + kind + "\x00" + tenant + "\x00" + id + "\x00" + version + "\x00" + strconv.Itoa(i))
+}
 
 func (s *Service) backupCert(rq *request) (int, any, error) {
-	return 0, nil, azerr.BadParameter("Certificate backup is not supported yet.")
+	ctx := rq.r.Context()
+	v := rq.vault
+	iid, name, lname := rq.certNames()
+	var head *certHeadRec
+	var pr *certPolicyRec
+	var certs, keys, secrets []store.Record
+	err := s.st.View(ctx, func(r store.Reader) error {
+		var err error
+		head, _, err = store.GetJSON[certHeadRec](ctx, r, certHeadKey(iid, lname))
+		if notFound(err) {
+			return errCertNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if pr, err = s.getPolicyRec(ctx, r, iid, lname); err != nil {
+			return err
+		}
+		opts := store.ListOptions{Limit: maxBackupVersions + 1}
+		if certs, err = r.List(ctx, certVersionsPrefix(iid, lname), opts); err != nil {
+			return err
+		}
+		if keys, err = r.List(ctx, keyVersionsPrefix(iid, lname), opts); err != nil {
+			return err
+		}
+		secrets, err = r.List(ctx, versionsPrefix(iid, lname), opts)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(certs) > maxBackupVersions {
+		return 0, nil, azerr.BadParameter("Certificate %s has more than %d versions and cannot be backed up.", name, maxBackupVersions)
+	}
+	if pr == nil || len(keys) != len(certs) || len(secrets) != len(certs) {
+		return 0, nil, errIntegrity(name, errorString("certificate, key and secret versions differ"))
+	}
+	id, err := s.newVersion()
+	if err != nil {
+		return 0, nil, err
+	}
+	bm := certBackupMeta{ID: id, Name: head.Meta.Name, Latest: head.Meta.Version, Policy: *pr}
+	blob := backupBlob{Format: certBackupFormat, Tenant: v.TenantID}
+	scope := backupScope(v.TenantID)
+	for i := range certs {
+		cm, err := store.DecodeJSON[certMeta](certs[i])
+		if err != nil {
+			return 0, nil, err
+		}
+		kr, err := store.DecodeJSON[keyVersionRec](keys[i])
+		if err != nil {
+			return 0, nil, err
+		}
+		sr, err := store.DecodeJSON[versionRec](secrets[i])
+		if err != nil {
+			return 0, nil, err
+		}
+		ver := cm.Version
+		if kr.checkSlot(lname, ver) != nil || sr.checkSlot(lname, ver) != nil || strings.ToLower(cm.Name) != lname ||
+			!kr.Managed || !sr.Managed {
+			return 0, nil, errIntegrity(name, errorString("certificate, key and secret versions differ"))
+		}
+		keyDER, err := s.sealer.Open(ctx, iid, kr.Sealed, keySealAAD(iid, lname, ver))
+		if err != nil {
+			return 0, nil, errKeyIntegrity(name, err)
+		}
+		sealedKey, err := s.sealer.Seal(ctx, scope, keyDER, certBackupValueAAD(v.TenantID, id, "key", ver, i))
+		clear(keyDER)
+		if err != nil {
+			return 0, nil, azerr.Internal(err)
+		}
+		value, err := s.sealer.Open(ctx, iid, sr.Sealed, sealAAD(iid, lname, ver))
+		if err != nil {
+			return 0, nil, errIntegrity(name, err)
+		}
+		sealedValue, err := s.sealer.Seal(ctx, scope, value, certBackupValueAAD(v.TenantID, id, "secret", ver, i))
+		clear(value)
+		if err != nil {
+			return 0, nil, azerr.Internal(err)
+		}
+		bm.Certs = append(bm.Certs, *cm)
+		bm.Keys = append(bm.Keys, kr.keyMeta)
+		bm.Secrets = append(bm.Secrets, sr.meta)
+		blob.Values = append(blob.Values, sealedKey, sealedValue)
+	}
+	mb, err := json.Marshal(bm)
+	if err != nil {
+		return 0, nil, err
+	}
+	if blob.Meta, err = s.sealer.Seal(ctx, scope, mb, certBackupMetaAAD(v.TenantID)); err != nil {
+		return 0, nil, azerr.Internal(err)
+	}
+	raw, err := json.Marshal(blob)
+	if err != nil {
+		return 0, nil, err
+	}
+	rq.info.ObjectID = rq.base + "/certificates/" + head.Meta.Name
+	return http.StatusOK, backupWire{Value: base64.RawURLEncoding.EncodeToString(raw)}, nil
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// validCertBackupMeta checks the shape of an opened blob's metadata.
+func validCertBackupMeta(bm *certBackupMeta, nValues int) bool {
+	n := len(bm.Certs)
+	if !validName(bm.Name) || n == 0 || n > maxBackupVersions || len(bm.Keys) != n || len(bm.Secrets) != n || nValues != 2*n {
+		return false
+	}
+	p := bm.Policy.Policy
+	if p.KeyProps == nil || p.SecretProps == nil || p.X509Props == nil || normalizePolicy(&p, false) != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	latest := false
+	for i := range bm.Certs {
+		c, k, s := &bm.Certs[i], &bm.Keys[i], &bm.Secrets[i]
+		ver := c.Version
+		if !versionRE.MatchString(ver) || ver != strings.ToLower(ver) || seen[ver] || k.Version != ver || s.Version != ver ||
+			!strings.EqualFold(c.Name, bm.Name) || !strings.EqualFold(k.Name, bm.Name) || !strings.EqualFold(s.Name, bm.Name) ||
+			len(c.Tags) > MaxTags || !k.Managed || !s.Managed || (k.Kty != ktyRSA && k.Kty != ktyEC) || checkOpsFor(k.Kty, k.Ops) != nil {
+			return false
+		}
+		seen[ver] = true
+		latest = latest || ver == bm.Latest
+	}
+	return latest
+}
+
+// openCertBackup opens a certificate blob for restore into vault v and
+// checks that every private key is the one of its certificate.
+func (s *Service) openCertBackup(ctx context.Context, v *VaultInfo, raw []byte) (*certBackupMeta, [][]byte, *azerr.Error) {
+	var blob backupBlob
+	if err := json.Unmarshal(raw, &blob); err != nil || blob.Format != certBackupFormat {
+		return nil, nil, errBadBackup()
+	}
+	if !strings.EqualFold(blob.Tenant, v.TenantID) {
+		return nil, nil, azerr.BadParameter("The backup blob was created in another tenant. A certificate backup can only be restored into a vault of the same tenant as the vault it was taken from.")
+	}
+	scope := backupScope(v.TenantID)
+	mb, err := s.sealer.Open(ctx, scope, blob.Meta, certBackupMetaAAD(v.TenantID))
+	if err != nil {
+		return nil, nil, errBadBackup()
+	}
+	var bm certBackupMeta
+	if err := json.Unmarshal(mb, &bm); err != nil || !validCertBackupMeta(&bm, len(blob.Values)) {
+		return nil, nil, errBadBackup()
+	}
+	values := make([][]byte, len(blob.Values))
+	fail := func() (*certBackupMeta, [][]byte, *azerr.Error) {
+		for _, done := range values {
+			clear(done)
+		}
+		return nil, nil, errBadBackup()
+	}
+	for i, c := range bm.Certs {
+		kd, err := s.sealer.Open(ctx, scope, blob.Values[2*i], certBackupValueAAD(v.TenantID, bm.ID, "key", c.Version, i))
+		if err != nil {
+			return fail()
+		}
+		values[2*i] = kd
+		sv, err := s.sealer.Open(ctx, scope, blob.Values[2*i+1], certBackupValueAAD(v.TenantID, bm.ID, "secret", c.Version, i))
+		if err != nil {
+			return fail()
+		}
+		values[2*i+1] = sv
+		k, err := parsePrivate(kd)
+		if err != nil {
+			return fail()
+		}
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil || !bytes.Equal(x5tOf(c.DER), c.X5t) {
+			return fail()
+		}
+		if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(k.Public()) {
+			return fail()
+		}
+	}
+	return &bm, values, nil
 }
 
 func (s *Service) restoreCert(rq *request) (int, any, error) {
-	return 0, nil, azerr.BadParameter("Certificate restore is not supported yet.")
+	body, e := readBody(rq, maxRestoreBodyBytes)
+	if e != nil {
+		return 0, nil, e
+	}
+	var in struct {
+		Value *string `json:"value"`
+	}
+	if e := decodeJSON(body, &in); e != nil {
+		return 0, nil, e
+	}
+	if in.Value == nil || *in.Value == "" {
+		return 0, nil, azerr.BadParameter("Property 'value' (the backup blob) is required.")
+	}
+	raw, err := decodeBase64URL(*in.Value)
+	if err != nil {
+		return 0, nil, errBadBackup()
+	}
+	ctx := rq.r.Context()
+	v := rq.vault
+	iid := v.InternalID
+	bm, values, e := s.openCertBackup(ctx, v, raw)
+	if e != nil {
+		return 0, nil, e
+	}
+	lname := strings.ToLower(bm.Name)
+	sealed := make([][]byte, len(values))
+	for i, c := range bm.Certs {
+		var err error
+		sealed[2*i], err = s.sealer.Seal(ctx, iid, values[2*i], keySealAAD(iid, lname, c.Version))
+		clear(values[2*i])
+		if err != nil {
+			return 0, nil, azerr.Internal(err)
+		}
+		sealed[2*i+1], err = s.sealer.Seal(ctx, iid, values[2*i+1], sealAAD(iid, lname, c.Version))
+		clear(values[2*i+1])
+		if err != nil {
+			return 0, nil, azerr.Internal(err)
+		}
+	}
+	var latest certMeta
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		for _, k := range []string{certHeadKey(iid, lname), headKey(iid, lname), keyHeadKey(iid, lname)} {
+			if ok, err := exists(ctx, tx, k); err != nil {
+				return err
+			} else if ok {
+				return azerr.Conflict("A certificate, key or secret named %s already exists in this key vault; a certificate cannot be restored over it.", bm.Name)
+			}
+		}
+		for _, k := range []string{certDeletedKey(iid, lname), deletedKey(iid, lname), keyDeletedKey(iid, lname)} {
+			if ok, err := exists(ctx, tx, k); err != nil {
+				return err
+			} else if ok {
+				return errCertDeletedConflict(bm.Name)
+			}
+		}
+		// Leftovers of a failed purge are cleared before writing.
+		for _, p := range []string{certVersionsPrefix(iid, lname), keyVersionsPrefix(iid, lname), versionsPrefix(iid, lname)} {
+			if err := deleteAll(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		var km keyMeta
+		var sm meta
+		for i := range bm.Certs {
+			c, k, sv := bm.Certs[i], bm.Keys[i], bm.Secrets[i]
+			sv.Kid = rq.base + "/keys/" + sv.Name + "/" + sv.Version
+			if _, err := store.PutJSON(ctx, tx, certVersionKey(iid, lname, c.Version), c, store.Absent); err != nil {
+				return err
+			}
+			if _, err := store.PutJSON(ctx, tx, keyVersionKey(iid, lname, c.Version), keyVersionRec{keyMeta: k, Sealed: sealed[2*i]}, store.Absent); err != nil {
+				return err
+			}
+			if _, err := store.PutJSON(ctx, tx, versionKey(iid, lname, c.Version), versionRec{meta: sv, Sealed: sealed[2*i+1]}, store.Absent); err != nil {
+				return err
+			}
+			if c.Version == bm.Latest {
+				latest, km, sm = c, k, sv
+			}
+		}
+		puts := []struct {
+			key string
+			v   any
+		}{
+			{certHeadKey(iid, lname), certHeadRec{Meta: latest}},
+			{keyHeadKey(iid, lname), keyHeadRec{Meta: km}},
+			{headKey(iid, lname), headRec{Meta: sm}},
+			{certPolicyKey(iid, lname), bm.Policy},
+		}
+		for _, p := range puts {
+			if _, err := store.PutJSON(ctx, tx, p.key, p.v, store.Any); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(ctx, certOpKey(iid, lname), store.Any)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := rq.certWireOf(&latest, true, &bm.Policy)
+	rq.info.ObjectID = out.ID
+	return http.StatusOK, out, nil
 }

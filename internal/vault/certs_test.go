@@ -602,3 +602,85 @@ func TestCertAuthorization(t *testing.T) {
 		})
 	}
 }
+
+func TestCertBackupRestore(t *testing.T) {
+	e := newEnv(t)
+	e.dir.put(newVault("v2", tenant1))
+	other := newVault("vt2", tenant2)
+	e.dir.put(other)
+	v1 := e.mustCert("bk", selfPolicy(`"secret_props":{"contentType":"application/x-pem-file"}`))
+	e.do("POST", "/certificates/bk/create", `{"tags":{"n":"2"}}`)
+	_, latest := e.do("GET", "/certificates/bk", "")
+	code, b := e.do("POST", "/certificates/bk/backup", "")
+	if code != 200 || b["value"] == "" {
+		t.Fatalf("backup %d %v", code, b)
+	}
+	blob := `{"value":"` + b["value"].(string) + `"}`
+	if code, _ := e.do("POST", "/certificates/missing/backup", ""); code != 404 {
+		t.Fatalf("backup missing %d", code)
+	}
+	secretBlob := func() string {
+		e.mustSet("plain", `{"value":"v"}`)
+		_, sb := e.do("POST", "/secrets/plain/backup", "")
+		return `{"value":"` + sb["value"].(string) + `"}`
+	}()
+	cases := []struct {
+		name, vault, target, body string
+		status                    int
+		msg                       string
+	}{
+		{"fail/over-existing", "v1", "/certificates/restore", blob, 409, "already exists"},
+		{"fail/other-tenant", "vt2", "/certificates/restore", blob, 400, "another tenant"},
+		{"fail/garbage", "v1", "/certificates/restore", `{"value":"AAAA"}`, 400, "backup blob"},
+		{"fail/empty", "v1", "/certificates/restore", `{}`, 400, "required"},
+		{"fail/secret-blob-as-certificate", "v2", "/certificates/restore", secretBlob, 400, "backup blob"},
+		{"fail/certificate-blob-as-secret", "v2", "/secrets/restore", blob, 400, "backup blob"},
+		{"fail/certificate-blob-as-key", "v2", "/keys/restore", blob, 400, "backup blob"},
+		{"ok/other-vault-same-tenant", "v2", "/certificates/restore", blob, 200, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.vault == "vt2" {
+				defer func(p *principal.Principal) { e.alice = p }(e.alice)
+				e.alice = newPrincipal(tenant2, "oid-alice")
+			}
+			w := e.serve(call{vault: c.vault, method: "POST", target: c.target, body: c.body})
+			if w.Code != c.status {
+				t.Fatalf("status %d want %d: %s", w.Code, c.status, w.Body)
+			}
+			if c.msg != "" {
+				if _, _, msg := errCode(t, w); !strings.Contains(msg, c.msg) {
+					t.Fatalf("message %q", msg)
+				}
+			}
+		})
+	}
+	// Restored in v2: the certificate, its versions, policy, managed key and secret.
+	w := e.serve(call{vault: "v2", method: "GET", target: "/certificates/bk/"})
+	got := decodeMap(t, w)
+	if w.Code != 200 || got["cer"] != latest["cer"] || versionOf(t, got) != versionOf(t, latest) || got["policy"] == nil {
+		t.Fatalf("restored %d %v", w.Code, got)
+	}
+	w = e.serve(call{vault: "v2", method: "GET", target: "/certificates/bk/versions"})
+	if m := decodeMap(t, w); len(m["value"].([]any)) != 2 {
+		t.Fatalf("versions %v", m)
+	}
+	w = e.serve(call{vault: "v2", method: "GET", target: "/secrets/bk/" + versionOf(t, v1)})
+	s := decodeMap(t, w)
+	if w.Code != 200 || s["managed"] != true || !strings.Contains(s["value"].(string), "PRIVATE KEY") ||
+		s["kid"] != "https://v2.vault.localhost:8443/keys/bk/"+versionOf(t, v1) {
+		t.Fatalf("restored secret %d %v", w.Code, s)
+	}
+	if w := e.serve(call{vault: "v2", method: "DELETE", target: "/secrets/bk"}); w.Code != 403 {
+		t.Fatalf("restored secret is not managed: %d", w.Code)
+	}
+	// Purged in v1, then restored there again.
+	e.do("DELETE", "/certificates/bk", "")
+	e.do("DELETE", "/deletedcertificates/bk", "")
+	if code, m := e.do("POST", "/certificates/restore", blob); code != 200 || versionOf(t, m) != versionOf(t, latest) {
+		t.Fatalf("restore after purge %d %v", code, m)
+	}
+	if code, _ := e.do("POST", "/keys/bk/sign", `{"alg":"RS256","value":"`+b64(make([]byte, 32))+`"}`); code != 200 {
+		t.Fatalf("restored key cannot sign: %d", code)
+	}
+}

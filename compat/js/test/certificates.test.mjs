@@ -200,6 +200,20 @@ describe("keyvault-certificates CertificateClient", { timeout: 120_000 }, () => 
     assert.equal(pemBlocks(back.value, "PRIVATE KEY").length, 1);
   });
 
+  it("ok/backup, purge, restore", async () => {
+    const before = await client.getCertificate("ec-cert");
+    const backup = await client.backupCertificate("ec-cert");
+    assert.ok(backup instanceof Uint8Array && backup.length > 0);
+    await (await client.beginDeleteCertificate("ec-cert", POLL)).pollUntilDone();
+    await client.purgeDeletedCertificate("ec-cert");
+    await rejectsWith(client.getCertificate("ec-cert"), 404);
+    const restored = await client.restoreCertificateBackup(backup);
+    assert.equal(restored.name, "ec-cert");
+    assert.equal(restored.properties.version, before.properties.version);
+    assert.deepEqual(Buffer.from(restored.cer), Buffer.from(before.cer));
+    assert.equal((await secrets.getSecret("ec-cert")).properties.managed, true);
+  });
+
   it("fail/issuer other than Self or Unknown", async () => {
     await rejectsWith(
       client.beginCreateCertificate("ca-cert", { issuerName: "DigiCert", subject: "CN=x" }, POLL),
