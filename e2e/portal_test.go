@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
+)
+
+// chromiumPath finds a headless-capable Chromium: $KEYHAVEN_CHROMIUM, else
+// the usual names on PATH.
+func chromiumPath() string {
+	if p := os.Getenv("KEYHAVEN_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// spkiHashes are the base64 SHA-256 hashes of the public keys of the
+// certificates in the PEM files: Chromium then accepts only the server's own
+// chain (--ignore-certificate-errors-spki-list), not every certificate. The
+// server does not send its CA, so the leaf is listed beside it.
+func spkiHashes(t *testing.T, files ...string) string {
+	t.Helper()
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatalf("%s holds no PEM block", f)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		out = append(out, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	return strings.Join(out, ",")
+}
+
+// The portal in a real browser against the real binary: the administrator
+// signs in, opens a vault, sees a secret's name and never its value, finds the
+// SecretGet event in the vault's audit log and signs out; a user without a
+// role sees the access-denied page.
+func TestPortalBrowser(t *testing.T) {
+	chrome := chromiumPath()
+	if chrome == "" {
+		t.Skip("SKIP: no Chromium binary (chromium, chromium-browser, google-chrome or headless-shell on PATH, or KEYHAVEN_CHROMIUM): the portal's browser test did not run")
+	}
+	s := khtest.Start(t, khtest.Options{})
+	kh := cliSession(t, s)
+	const value = "Portal-N3ver-Shows-This-Value"
+	kh("group", "create", "--name", "rg1", "--location", "local", "-o", "none")
+	kh("keyvault", "create", "--name", "portalvault", "--resource-group", "rg1", "--location", "local", "-o", "none")
+	kh("keyvault", "secret", "set", "--vault-name", "portalvault", "--name", "db-password", "--value", value, "-o", "none")
+	if got := strings.TrimSpace(kh("keyvault", "secret", "show", "--vault-name", "portalvault", "--name", "db-password", "--query", "value", "-o", "tsv")); got != value {
+		t.Fatalf("secret show: %q", got) // and the SecretGet event the audit view must show
+	}
+	const noRoleUPN, noRolePassword = "norole@keyhaven.local", "N0-role-Passw0rd!"
+	kh("ad", "user", "create", "--display-name", "No Role", "--user-principal-name", noRoleUPN, "--password", noRolePassword, "-o", "none")
+
+	vaultPage := s.BaseURL + "/portal/vaults/" + s.Admin.SubscriptionID + "/rg1/portalvault"
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spkiHashes(t, s.CAFile, filepath.Join(s.DataDir, "tls", "server.pem"))))...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil { // start the browser (no timeout on this first call)
+		t.Fatalf("start %s: %v", chrome, err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			t.Fatalf("%s: %v\npage:\n%s\nserver log:\n%s", what, err, html, s.Logs())
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	page := func() string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	signIn := func(user, password string) {
+		t.Helper()
+		step("sign in as "+user,
+			chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.SendKeys(chromedp.CSS("#username"), user),
+			chromedp.SendKeys(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS("#signin")))
+	}
+
+	// The vault's page asks for a sign-in first, then returns to the vault.
+	step("open the vault signed out", chromedp.Navigate(vaultPage))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/portal/signin?next=") {
+		t.Fatalf("signed out, the vault page went to %s", loc)
+	}
+	signIn(s.Admin.Username, s.Admin.Password)
+	step("the vault's secrets", chromedp.WaitVisible(chromedp.CSS("#secrets-table")))
+	if got := text("#secrets-table"); !strings.Contains(got, "db-password") {
+		t.Fatalf("secrets table: %q", got)
+	}
+	if html := page(); strings.Contains(html, value) || strings.Contains(html, s.Admin.Password) {
+		t.Fatal("the vault page shows the secret's value or the password")
+	}
+	if got := text("#user"); got != s.Admin.Username {
+		t.Fatalf("signed in as %q", got)
+	}
+
+	// The audit log: the CLI's SecretGet, filtered by operation.
+	step("open the audit log", chromedp.Click(chromedp.CSS("#tab-logs")), chromedp.WaitVisible(chromedp.CSS("#events")))
+	if got := text("#events"); !strings.Contains(got, "SecretGet") || !strings.Contains(got, s.Admin.Username) {
+		t.Fatalf("audit log lacks the SecretGet event:\n%s", got)
+	}
+	step("filter by operation",
+		chromedp.SendKeys(chromedp.CSS("#operation"), "SecretGet"),
+		chromedp.Click(chromedp.CSS("#filter")),
+		chromedp.WaitVisible(chromedp.CSS("#events")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "operation=SecretGet") {
+		t.Fatalf("filter did not apply: %s", loc)
+	}
+	got := text("#events")
+	if !strings.Contains(got, "SecretGet") || strings.Contains(got, "SecretList") || strings.Contains(got, "SecretSet") {
+		t.Fatalf("filtered log:\n%s", got)
+	}
+	if html := page(); strings.Contains(html, value) {
+		t.Fatal("the audit log shows the secret's value")
+	}
+
+	// Sign out: the session is gone; the vault page asks for a sign-in again.
+	step("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	step("open the vault after signing out", chromedp.Navigate(vaultPage), chromedp.WaitVisible(chromedp.CSS("#username")))
+
+	// A user without a role: the access-denied page.
+	signIn(noRoleUPN, noRolePassword)
+	step("the access-denied page", chromedp.WaitVisible(chromedp.CSS("#access-denied")))
+	if got := text("#access-denied"); !strings.Contains(got, "You do not have access") || !strings.Contains(got, "Microsoft.KeyVault/vaults/read") {
+		t.Fatalf("access-denied page: %q", got)
+	}
+	if html := page(); strings.Contains(html, "db-password") {
+		t.Fatal("the access-denied page names the vault's secrets")
+	}
+
+	// Every call the portal made is in the audit log as the user's own, with
+	// the portal as the client application.
+	ev := kh("monitor", "log", "list", "--vault-name", "portalvault", "--operation", "SecretList", "--query",
+		"[?identity.claim.appid=='c44b4083-3bb0-49c1-b47d-974e53cbdf3c'].identity.claim.upn", "-o", "tsv")
+	if !strings.Contains(ev, s.Admin.Username) {
+		t.Fatalf("no SecretList event of the portal as %s:\n%s", s.Admin.Username, ev)
+	}
+	if strings.Contains(s.Logs(), value) || strings.Contains(s.Logs(), s.Admin.Password) || strings.Contains(s.Logs(), url.QueryEscape(noRolePassword)) ||
+		strings.Contains(s.Logs(), noRolePassword) {
+		t.Fatal("the server log holds a secret value or a password")
+	}
+}
