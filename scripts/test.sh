@@ -41,6 +41,28 @@ mkdir -p bin
 go build -o bin/keyhaven ./cmd/keyhaven
 export KEYHAVEN_BIN="$root/bin/keyhaven"
 
+step "headless Chromium (the portal's browser test, e2e/portal_test.go)"
+have_chromium() {
+  [ -n "${KEYHAVEN_CHROMIUM:-}" ] && return 0
+  for c in chromium chromium-browser google-chrome google-chrome-stable headless-shell; do
+    command -v "$c" >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+if have_chromium; then
+  echo "Chromium found"
+else
+  asroot=""
+  [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && asroot="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$asroot" ]; }; then
+    echo "installing chromium with apt-get (log: /tmp/keyhaven-chromium-install.log)"
+    { DEBIAN_FRONTEND=noninteractive $asroot apt-get install -y -q chromium ||
+      { $asroot apt-get update -q && DEBIAN_FRONTEND=noninteractive $asroot apt-get install -y -q chromium; }; } \
+      >/tmp/keyhaven-chromium-install.log 2>&1 || true
+  fi
+  have_chromium || echo "SKIP: no Chromium binary (chromium, chromium-browser, google-chrome or headless-shell; or KEYHAVEN_CHROMIUM) and it could not be installed (needs apt-get as root): TestPortalBrowser will be skipped."
+fi
+
 step "unit and end-to-end tests (main module)"
 go test -count=1 -timeout 15m ./...
 
