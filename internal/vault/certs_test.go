@@ -684,3 +684,33 @@ func TestCertBackupRestore(t *testing.T) {
 		t.Fatalf("restored key cannot sign: %d", code)
 	}
 }
+
+// TestCertNoPlaintextAtRest: the private key of a certificate is stored
+// only sealed: neither its PEM, its PKCS #8 bytes nor the secret's PFX
+// appear in any record.
+func TestCertNoPlaintextAtRest(t *testing.T) {
+	e := newEnv(t)
+	e.mustCert("pem", selfPolicy(`"secret_props":{"contentType":"application/x-pem-file"}`))
+	e.mustCert("pfx", selfPolicy(""))
+	_, ps := e.do("GET", "/secrets/pem", "")
+	_, xs := e.do("GET", "/secrets/pfx", "")
+	block, _ := pem.Decode([]byte(ps["value"].(string)))
+	if block == nil || block.Type != "PRIVATE KEY" {
+		t.Fatalf("pem secret %v", ps)
+	}
+	pfx, _ := base64.StdEncoding.DecodeString(xs["value"].(string))
+	needles := map[string][]byte{"PEM header": []byte("PRIVATE KEY"), "PKCS #8": block.Bytes[:64], "PFX": pfx[:64],
+		"PKCS #8 base64": []byte(base64.StdEncoding.EncodeToString(block.Bytes)[:64]), "PFX base64": []byte(xs["value"].(string)[:64])}
+	for k, v := range e.snapshot() {
+		for what, n := range needles {
+			if strings.Contains(v, string(n)) {
+				t.Fatalf("%s found in %s", what, k)
+			}
+		}
+	}
+	// The kid names the backing key on the vault as addressed.
+	r := e.serve(call{method: "GET", target: "/secrets/pem/"})
+	if s := decodeMap(t, r); !strings.HasPrefix(s["kid"].(string), "https://v1.vault.localhost:8443/keys/pem/") {
+		t.Fatalf("kid %v", s["kid"])
+	}
+}

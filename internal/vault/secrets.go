@@ -60,6 +60,8 @@ func (rq *request) wire(m *meta, withVersion bool) secretWire {
 	if m.Managed {
 		t := true
 		w.Managed = &t
+		// The backing key of a certificate, named on the vault as addressed.
+		w.Kid = rq.base + "/keys/" + m.Name + "/" + m.Version
 	}
 	return w
 }
