@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyhaven/keyhaven/internal/principal"
 )
 
 const (
@@ -33,6 +35,7 @@ type fakeAPI struct {
 	mu       sync.Mutex
 	routes   map[string]func(w http.ResponseWriter, r *http.Request)
 	requests []string
+	clients  []string // X-Test-Client of each request (Options.Forward)
 	forms    []url.Values
 	tokenN   int
 }
@@ -86,6 +89,7 @@ func (f *fakeAPI) serveToken(w http.ResponseWriter, r *http.Request) {
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+	f.clients = append(f.clients, r.Header.Get("X-Test-Client"))
 	h := f.routes[r.Method+" "+r.URL.Path]
 	f.mu.Unlock()
 	if h == nil {
@@ -166,6 +170,8 @@ func (h *harness) do(method, path string, form url.Values, cookies ...*http.Cook
 			r.AddCookie(c)
 		}
 	}
+	// The server's middleware gives every request its client's address.
+	r = r.WithContext(principal.WithInfo(r.Context(), &principal.Info{ClientIP: "203.0.113.9"}))
 	w := httptest.NewRecorder()
 	h.p.ServeHTTP(w, r)
 	return w

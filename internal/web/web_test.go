@@ -323,3 +323,25 @@ func TestBadPathsAndFilters(t *testing.T) {
 		t.Fatalf("session after API 401: %d", w.Code)
 	}
 }
+
+// Every call the portal makes, sign-in included, carries the browser's
+// address for the API's firewall and audit log.
+func TestForwardsClientAddress(t *testing.T) {
+	h := newHarness(t)
+	h.p.opts.Forward = func(req *http.Request, ip string) { req.Header.Set("X-Test-Client", ip) }
+	fixtures(h)
+	sc, _ := h.signIn()
+	if w := h.do("GET", "/portal/vaults/"+testSub+"/rg1/v1", nil, sc); w.Code != 200 {
+		t.Fatalf("%d", w.Code)
+	}
+	h.api.mu.Lock()
+	defer h.api.mu.Unlock()
+	if len(h.api.clients) < 5 {
+		t.Fatalf("%d calls", len(h.api.clients))
+	}
+	for i, c := range h.api.clients {
+		if c != "203.0.113.9" {
+			t.Fatalf("%s carried client %q", h.api.requests[i], c)
+		}
+	}
+}
