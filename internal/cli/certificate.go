@@ -281,7 +281,7 @@ func newCertImportCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("-----BEGIN")) {
+			if bytes.Contains(raw, []byte("-----BEGIN")) { // PEM, perhaps with openssl's Bag Attributes
 				body["value"] = string(raw)
 				p, _ := body["policy"].(map[string]any)
 				if p == nil {

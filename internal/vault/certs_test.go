@@ -251,6 +251,7 @@ func TestCertImport(t *testing.T) {
 		{"ok/pem-rsa", map[string]any{"value": pemOf(t, testRSAKey, leaf), "policy": map[string]any{"secret_props": map[string]any{"contentType": ctPEM}}}, 200, "", ctPEM},
 		{"ok/pem-pkcs1-key-after", map[string]any{"value": pemOf(t, nil, leaf) + pkcs1}, 200, "", ctPEM},
 		{"ok/pem-ec-chain-leaf-second", map[string]any{"value": pemOf(t, testECKey, ca, chained)}, 200, "", ctPEM},
+		{"ok/pem-openssl-bag-attributes", map[string]any{"value": "Bag Attributes\n    localKeyID: 01\n" + pemOf(t, testRSAKey) + "Bag Attributes: <No Attributes>\nsubject=CN=imp.example\n" + pemOf(t, nil, leaf)}, 200, "", ctPEM},
 		{"ok/pem-ec", map[string]any{"value": pemOf(t, testECKey, ecLeaf), "tags": map[string]any{"a": "b"}}, 200, "", ctPEM},
 		{"ok/pfx-password", map[string]any{"value": pfxB64, "pwd": "pw"}, 200, "", ctPKCS12},
 		{"fail/pfx-wrong-password", map[string]any{"value": pfxB64, "pwd": "nope"}, 400, "password", ""},

@@ -219,7 +219,8 @@ func parseCertImport(value, pwd string) (crypto.Signer, []*x509.Certificate, str
 	var key any
 	var certs []*x509.Certificate
 	ct := ctPKCS12
-	if strings.HasPrefix(trimmed, "-----BEGIN") {
+	// PEM may carry text around its blocks (openssl's "Bag Attributes").
+	if strings.Contains(trimmed, "-----BEGIN") {
 		ct = ctPEM
 		rest := []byte(trimmed)
 		for n := 0; ; n++ {
