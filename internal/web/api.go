@@ -27,7 +27,7 @@ const (
 	apiDataPlane     = "7.5"
 
 	maxResponse = 16 << 20
-	maxPages    = 20
+	maxPages    = 100 // 2,500 secrets at the data plane's 25 a page
 )
 
 // apiError is an error answer of keyhaven's API, in Azure's shape; its

@@ -217,10 +217,10 @@ type errorData struct {
 }
 
 func (p *Portal) renderError(w http.ResponseWriter, r *http.Request, s *session, status int, heading, msg string) {
-	name := "error"
-	if status == http.StatusForbidden {
-		name = "denied"
-	}
+	p.renderPage(w, r, s, "error", status, heading, msg)
+}
+
+func (p *Portal) renderPage(w http.ResponseWriter, r *http.Request, s *session, name string, status int, heading, msg string) {
 	if d := principal.InfoFrom(r.Context()); d.ResultDescription == "" {
 		d.ResultDescription = heading
 	}
@@ -237,7 +237,7 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, s *session, err er
 		clearCookie(w)
 		http.Redirect(w, r, signInURL(r), http.StatusSeeOther)
 	case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
-		p.renderError(w, r, s, http.StatusForbidden, "You do not have access",
+		p.renderPage(w, r, s, "denied", http.StatusForbidden, "You do not have access",
 			"keyhaven refused this view for your account: "+ae.Message)
 	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 		p.renderError(w, r, s, http.StatusNotFound, "Not found", ae.Message)
