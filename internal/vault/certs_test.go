@@ -715,3 +715,55 @@ func TestCertNoPlaintextAtRest(t *testing.T) {
 		t.Fatalf("kid %v", s["kid"])
 	}
 }
+
+// TestCertBuiltinRoles runs certificate operations through the real
+// authorization engine with Azure's built-in roles.
+func TestCertBuiltinRoles(t *testing.T) {
+	m := newMatrixEnv(t)
+	scope := vaultRG + "v1"
+	callers := map[string]*principal.Principal{}
+	for name, role := range map[string]string{
+		"officer": authz.RoleKeyVaultCertificatesOfficer, "user": authz.RoleKeyVaultCertificateUser,
+		"secrets-user": authz.RoleKeyVaultSecretsUser, "reader": authz.RoleKeyVaultReader, "crypto-officer": authz.RoleKeyVaultCryptoOfficer,
+	} {
+		callers[name] = matrixPrincipal()
+		m.assign(t, callers[name], role, scope)
+	}
+	if w := m.serve(call{p: m.admin, method: "POST", target: "/certificates/rc/create", body: selfPolicy("")}); w.Code != 202 {
+		t.Fatalf("admin create %d %s", w.Code, w.Body)
+	}
+	cases := []struct {
+		name, caller, method, target, body string
+		status                             int
+	}{
+		{"ok/officer-create", "officer", "POST", "/certificates/oc/create", selfPolicy(""), 202},
+		{"ok/officer-policy-update", "officer", "PATCH", "/certificates/rc/policy", `{"x509_props":{"validity_months":3}}`, 200},
+		{"ok/officer-backup", "officer", "POST", "/certificates/rc/backup", ``, 200},
+		{"fail/officer-reads-no-secret", "officer", "GET", "/secrets/rc", ``, 403},
+		{"ok/user-get", "user", "GET", "/certificates/rc", ``, 200},
+		{"ok/user-list", "user", "GET", "/certificates", ``, 200},
+		{"ok/user-policy", "user", "GET", "/certificates/rc/policy", ``, 200},
+		{"ok/user-reads-private-key", "user", "GET", "/secrets/rc", ``, 200},
+		{"ok/user-reads-key", "user", "GET", "/keys/rc", ``, 200},
+		{"fail/user-create", "user", "POST", "/certificates/uc/create", selfPolicy(""), 403},
+		{"fail/user-update", "user", "PATCH", "/certificates/rc", `{"tags":{"a":"b"}}`, 403},
+		{"fail/user-delete", "user", "DELETE", "/certificates/rc", ``, 403},
+		{"fail/user-import", "user", "POST", "/certificates/ui/import", `{"value":"x"}`, 403},
+		{"fail/secrets-user-get-certificate", "secrets-user", "GET", "/certificates/rc", ``, 403},
+		{"ok/secrets-user-get-secret", "secrets-user", "GET", "/secrets/rc", ``, 200},
+		{"ok/reader-get-certificate", "reader", "GET", "/certificates/rc", ``, 200},
+		{"fail/reader-get-secret", "reader", "GET", "/secrets/rc", ``, 403},
+		{"fail/crypto-officer-create", "crypto-officer", "POST", "/certificates/co/create", selfPolicy(""), 403},
+		{"fail/crypto-officer-delete-key", "crypto-officer", "DELETE", "/keys/rc", ``, 403},
+		{"ok/officer-delete", "officer", "DELETE", "/certificates/rc", ``, 200},
+		{"ok/officer-purge", "officer", "DELETE", "/deletedcertificates/rc", ``, 204},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := m.serve(call{p: callers[c.caller], method: c.method, target: c.target, body: c.body})
+			if w.Code != c.status {
+				t.Fatalf("status %d want %d: %s", w.Code, c.status, w.Body)
+			}
+		})
+	}
+}
