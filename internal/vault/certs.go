@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -543,12 +544,42 @@ func (s *Service) loadCertVersion(ctx context.Context, rq *request) (*certMeta, 
 
 func (s *Service) getCert(rq *request) (int, any, error) {
 	m, pr, err := s.loadCertVersion(rq.r.Context(), rq)
+	if e := (*azerr.Error)(nil); errors.As(err, &e) && e.Code == "CertificateNotFound" && rq.route.Version == "" {
+		if out, ok, err := s.pendingCert(rq); err != nil || ok {
+			return http.StatusOK, out, err
+		}
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	out := rq.certWireOf(m, true, pr)
 	rq.info.ObjectID = out.ID
 	return http.StatusOK, out, nil
+}
+
+// pendingCert renders a certificate whose only version is still being
+// issued (issuer Unknown, not merged yet) as Key Vault does: disabled, no
+// cer, kid or sid, and a "pending" reference to its operation.
+func (s *Service) pendingCert(rq *request) (any, bool, error) {
+	ctx := rq.r.Context()
+	iid, name, lname := rq.certNames()
+	st, _, err := store.GetJSON[certOpState](ctx, s.st, certOpKey(iid, lname))
+	if notFound(err) || (err == nil && (st.Op.Status == "completed" || st.Op.Policy == nil)) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	f := false
+	w := certWire{
+		ID:         rq.base + "/certificates/" + name + "/" + st.Op.RequestID,
+		Tags:       st.Op.Tags,
+		Attributes: certAttrsWire{Enabled: &f, RecoveryLevel: recoveryLevel(rq.vault)},
+		Policy:     rq.policyWire(name, &certPolicyRec{Policy: *st.Op.Policy}),
+		Pending:    &certPendingRef{ID: rq.base + "/certificates/" + name + "/pending"},
+	}
+	rq.info.ObjectID = w.ID
+	return w, true, nil
 }
 
 func (s *Service) updateCert(rq *request) (int, any, error) {
@@ -678,7 +709,16 @@ func (s *Service) getCertPolicy(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	if pr == nil {
-		return 0, nil, errCertNotFound(name)
+		// A certificate still pending (issuer Unknown) has its policy in
+		// the operation until the merge.
+		st, _, err := store.GetJSON[certOpState](ctx, s.st, certOpKey(iid, lname))
+		if notFound(err) || (err == nil && st.Op.Policy == nil) {
+			return 0, nil, errCertNotFound(name)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, rq.policyWire(name, &certPolicyRec{Policy: *st.Op.Policy}), nil
 	}
 	if ok, err := exists(ctx, s.st, certHeadKey(iid, lname)); err != nil {
 		return 0, nil, err

@@ -187,9 +187,15 @@ type certWire struct {
 	Attributes         certAttrsWire     `json:"attributes"`
 	Tags               map[string]string `json:"tags,omitempty"`
 	Policy             *certPolicy       `json:"policy,omitempty"`
+	Pending            *certPendingRef   `json:"pending,omitempty"`
 	RecoveryID         string            `json:"recoveryId,omitempty"`
 	DeletedDate        *int64            `json:"deletedDate,omitempty"`
 	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+}
+
+// certPendingRef names the operation of a certificate not yet issued.
+type certPendingRef struct {
+	ID string `json:"id"`
 }
 
 type certListWire struct {
