@@ -182,9 +182,13 @@ type insightsData struct {
 	In      insights
 	Bars    []bar
 	Width   int
+	BarW    int
 }
 
-const chartHeight = 120
+const (
+	chartHeight = 120
+	chartWidth  = 720
+)
 
 func (p *Portal) serveInsights(w http.ResponseWriter, r *http.Request, s *session) {
 	v, ok := p.getVault(w, r, s)
@@ -203,7 +207,9 @@ func (p *Portal) serveInsights(w http.ResponseWriter, r *http.Request, s *sessio
 	for _, b := range d.In.OperationsOverTime {
 		peak = max(peak, b.Count)
 	}
-	const colW = 12
+	// Up to 60 columns of 12 pixels; a longer range gets thinner columns.
+	colW := max(chartWidth/max(len(d.In.OperationsOverTime), 60), 1)
+	d.BarW = max(colW-2, 1)
 	for i, b := range d.In.OperationsOverTime {
 		h := int(b.Count * chartHeight / peak)
 		fh := int(b.Failures * chartHeight / peak)

@@ -272,6 +272,45 @@ type vaultData struct {
 	Locks   section[lockRes]
 	Diag    section[diagSetting]
 	Base    string // the vault's portal path
+	// Names are the directory's display names of the access policies'
+	// object ids, where the user may read them.
+	Names map[string]string
+}
+
+// maxNameLookups bounds the directory lookups of one vault page.
+const maxNameLookups = 25
+
+// principalNames looks the access policies' object ids up in the directory
+// (service principals, managed identities included, then users); ids the
+// user may not read or that are gone stay unnamed.
+func (p *Portal) principalNames(ctx context.Context, s *session, policies []accessPolicy) map[string]string {
+	names := map[string]string{}
+	for _, ap := range policies {
+		if len(names) >= maxNameLookups || !nameRE.MatchString(ap.ObjectID) {
+			continue
+		}
+		if _, done := names[ap.ObjectID]; done {
+			continue
+		}
+		var sp struct {
+			DisplayName          string `json:"displayName"`
+			ServicePrincipalType string `json:"servicePrincipalType"`
+		}
+		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/servicePrincipals/"+url.PathEscape(ap.ObjectID), p.opts.BaseURL, nil, &sp); err == nil {
+			names[ap.ObjectID] = sp.DisplayName + " (" + sp.ServicePrincipalType + ")"
+			continue
+		}
+		var u struct {
+			DisplayName       string `json:"displayName"`
+			UserPrincipalName string `json:"userPrincipalName"`
+		}
+		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/users/"+url.PathEscape(ap.ObjectID), p.opts.BaseURL, nil, &u); err == nil {
+			names[ap.ObjectID] = u.DisplayName + " (" + u.UserPrincipalName + ")"
+			continue
+		}
+		names[ap.ObjectID] = ""
+	}
+	return names
 }
 
 // getVault reads the vault named by the request path.
@@ -321,6 +360,7 @@ func (p *Portal) serveVault(w http.ResponseWriter, r *http.Request, s *session) 
 	d.Locks = fill(p, locks, err)
 	diag, err := armList[diagSetting](ctx, p, s, v.ID+"/providers/Microsoft.Insights/diagnosticSettings", apiDiagnostics)
 	d.Diag = fill(p, diag, err)
+	d.Names = p.principalNames(ctx, s, v.Properties.AccessPolicies)
 	p.render(w, s, http.StatusOK, "vault", "Key vault "+v.Name, vaultCrumbs(v), d)
 }
 

@@ -26,6 +26,7 @@ func fixtures(h *harness) {
 			"networkAcls": map[string]any{"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": []any{map[string]any{"value": "10.0.0.0/24"}}},
 			"accessPolicies": []any{map[string]any{"tenantId": "tenant-1", "objectId": "device-oid",
 				"permissions": map[string]any{"secrets": []string{"get", "set"}}}}}})
+	a.json("GET", "/v1.0/servicePrincipals/device-oid", 200, map[string]any{"displayName": "e1", "servicePrincipalType": "ManagedIdentity"})
 	a.json("GET", "/dp/v1/secrets", 200, map[string]any{"value": []any{
 		map[string]any{"id": a.srv.URL + "/dp/v1/secrets/db-password", "value": testSecret, "contentType": "text/plain",
 			"attributes": map[string]any{"enabled": true, "created": 1700000000, "updated": 1700000100, "exp": 1900000000}}}})
@@ -267,7 +268,7 @@ func TestNoSecretValueInAnyPage(t *testing.T) {
 	sc, _ := h.signIn()
 	base := "/portal/vaults/" + testSub + "/rg1/v1"
 	pages := map[string][]string{
-		base:                          {"db-password", "text/plain", "CanNotDelete", "to-storage", "Vault access policy", "10.0.0.0/24", "get, set"},
+		base:                          {"db-password", "text/plain", "CanNotDelete", "to-storage", "Vault access policy", "10.0.0.0/24", "get, set", "e1 (ManagedIdentity)"},
 		base + "/secrets/db-password": {"0123abcd"},
 		base + "/logs":                {"SecretGet", testUser},
 		base + "/logs?operation=SecretGet&result=Success&window=7d": {"SecretGet"},
