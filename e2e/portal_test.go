@@ -80,7 +80,25 @@ func TestPortalBrowser(t *testing.T) {
 	const noRoleUPN, noRolePassword = "norole@keyhaven.local", "N0-role-Passw0rd!"
 	kh("ad", "user", "create", "--display-name", "No Role", "--user-principal-name", noRoleUPN, "--password", noRolePassword, "-o", "none")
 
+	// A Stack Edge device, activated, whose agent pushed its secrets; the
+	// administrator may read them (the guide's "View secrets").
+	kh("databoxedge", "device", "create", "-n", "edge1", "-g", "rg1", "--sku", "EdgeP_Base", "-o", "none")
+	key := strings.TrimSpace(kh("databoxedge", "device", "generate-activation-key", "-n", "edge1", "-g", "rg1",
+		"--key-vault-name", "edge1-kv", "--query", "activationKey", "-o", "tsv"))
+	kh("keyvault", "set-policy", "-n", "edge1-kv", "-g", "rg1", "--upn", s.Admin.Username, "--secret-permissions", "get", "list", "-o", "none")
+	state := filepath.Join(t.TempDir(), "edge1")
+	kh("edge", "activate", "--server", s.BaseURL, "--ca-file", s.CAFile, "--activation-key", key, "--state-dir", state, "-o", "none")
+	kh("edge", "agent", "--state-dir", state, "--once", "-o", "none")
+	var deviceValues []string
+	for _, name := range strings.Fields(kh("keyvault", "secret", "list", "--vault-name", "edge1-kv", "--query", "[].name", "-o", "tsv")) {
+		deviceValues = append(deviceValues, strings.TrimSpace(kh("keyvault", "secret", "show", "--vault-name", "edge1-kv", "-n", name, "--query", "value", "-o", "tsv")))
+	}
+	if len(deviceValues) != 3 { // CIK, BitLocker recovery key, BMC password
+		t.Fatalf("device secrets: %d", len(deviceValues))
+	}
+
 	vaultPage := s.BaseURL + "/portal/vaults/" + s.Admin.SubscriptionID + "/rg1/portalvault"
+	devicePage := s.BaseURL + "/portal/devices/" + s.Admin.SubscriptionID + "/rg1/edge1"
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("ignore-certificate-errors-spki-list", spkiHashes(t, s.CAFile, filepath.Join(s.DataDir, "tls", "server.pem"))))...)
@@ -160,6 +178,34 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	if html := page(); strings.Contains(html, value) {
 		t.Fatal("the audit log shows the secret's value")
+	}
+
+	// The device's Security page: its vault, the CIK's name, the sync status;
+	// Sync device secrets (a POST with the page's CSRF token) sets it pending.
+	step("the device's Security page", chromedp.Navigate(devicePage), chromedp.WaitVisible(chromedp.CSS("#sync-status")))
+	if got := text("#sync-status"); got != "KeyVaultSynced" {
+		t.Fatalf("sync status %q", got)
+	}
+	if got := text("#cik-name"); !strings.Contains(got, "ase-cik-") {
+		t.Fatalf("CIK name %q", got)
+	}
+	step("Sync device secrets", chromedp.Click(chromedp.CSS("#sync-secrets")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if got := text("#sync-status"); got != "KeyVaultSyncPending" {
+		t.Fatalf("sync status after Sync device secrets: %q", got)
+	}
+	// Key vault name links to the vault: the device secrets' names, never their values.
+	step("the device's vault", chromedp.Click(chromedp.CSS("#vault-name a")), chromedp.WaitVisible(chromedp.CSS("#secrets-table")))
+	if got := text("#secrets-table"); !strings.Contains(got, "ase-bitlocker-") || !strings.Contains(got, "ase-cik-") {
+		t.Fatalf("device vault secrets: %q", got)
+	}
+	html := page()
+	for _, v := range deviceValues {
+		if v == "" || strings.Contains(html, v) {
+			t.Fatal("the device vault's page shows a device secret's value")
+		}
+	}
+	if !strings.Contains(html, "edge1 (ManagedIdentity)") {
+		t.Fatal("the access policy does not name the device's managed identity")
 	}
 
 	// Sign out: the session is gone; the vault page asks for a sign-in again.
