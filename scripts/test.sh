@@ -72,7 +72,9 @@ step "compatibility: unmodified Azure SDK for Go (compat/)"
 step "compatibility: unmodified Azure SDK for JavaScript (compat/js)"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   if [ -f compat/js/package.json ]; then
-    (cd compat/js && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && node --test)
+    # Reinstall when package-lock.json changed since node_modules was made.
+    (cd compat/js && { cmp -s package-lock.json node_modules/.keyhaven-lock 2>/dev/null ||
+      { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.keyhaven-lock; }; } && node --test)
   fi
 else
   echo "SKIP: node/npm not installed: the JavaScript SDK suite did not run."
