@@ -167,11 +167,19 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	step("filter by operation",
 		chromedp.SendKeys(chromedp.CSS("#operation"), "SecretGet"),
-		chromedp.Click(chromedp.CSS("#filter")),
-		chromedp.WaitVisible(chromedp.CSS("#events")))
-	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "operation=SecretGet") {
-		t.Fatalf("filter did not apply: %s", loc)
+		chromedp.Click(chromedp.CSS("#filter")))
+	// The click starts a navigation; the old page's #events is still there
+	// until it lands, so wait for the filtered URL, then for the new page.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err == nil && strings.Contains(loc, "operation=SecretGet") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("filter did not apply: %s (%v)", loc, err)
+		}
 	}
+	step("the filtered log", chromedp.WaitReady(chromedp.CSS("#events")))
 	got := text("#events")
 	if !strings.Contains(got, "SecretGet") || strings.Contains(got, "SecretList") || strings.Contains(got, "SecretSet") {
 		t.Fatalf("filtered log:\n%s", got)
