@@ -145,6 +145,9 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin") // no-referrer would make the browser send "Origin: null" on our own forms
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	// The portal is only served over TLS; browsers should never try it in
+	// the clear (no includeSubDomains: vault hosts share the domain).
+	h.Set("Strict-Transport-Security", "max-age=31536000")
 	if r.URL.Path != Prefix+"/static/portal.css" {
 		h.Set("Cache-Control", "no-store")
 	}

@@ -295,7 +295,8 @@ func TestNoSecretValueInAnyPage(t *testing.T) {
 		hd := w.Header()
 		if !strings.Contains(hd.Get("Content-Security-Policy"), "default-src 'self'") ||
 			!strings.Contains(hd.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
-			hd.Get("Cache-Control") != "no-store" || hd.Get("X-Frame-Options") != "DENY" || hd.Get("X-Content-Type-Options") != "nosniff" {
+			hd.Get("Cache-Control") != "no-store" || hd.Get("X-Frame-Options") != "DENY" || hd.Get("X-Content-Type-Options") != "nosniff" ||
+			hd.Get("Strict-Transport-Security") != "max-age=31536000" {
 			t.Fatalf("%s headers %v", path, hd)
 		}
 	}
