@@ -74,6 +74,12 @@ func TestEdgeDeviceSecretsGuide(t *testing.T) {
 		"--query", "[].properties.storageAccountId"); !strings.EqualFold(got, acctID) {
 		t.Fatalf("diagnostic setting destination %q, want %q", got, acctID)
 	}
+	// The platform stored the Channel Integrity Key as the device's identity,
+	// and that write is in the vault's audit log like any client's.
+	if got := tsv("monitor", "log", "list", "--vault-name", "edge1-kv", "--operation", "SecretSet",
+		"--query", "[?resultType=='Success'].identity.claim.oid | [0]"); got != principalID {
+		t.Fatalf("the CIK's SecretSet event names caller %q, want the device identity %s", got, principalID)
+	}
 	ext := tsv("databoxedge", "device", "show-extended-info", "-n", "edge1", "-g", "edge-rg", "--query",
 		"[properties.clientSecretStoreUrl, properties.keyVaultSyncStatus, properties.channelIntegrityKeyName]")
 	if f := strings.Fields(ext); len(f) != 3 || !strings.Contains(f[0], "edge1-kv.") || f[1] != "KeyVaultSynced" || !strings.HasPrefix(f[2], "ase-cik-") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -136,8 +137,22 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	})
 	armSrv.Register(authzP)
 	armSrv.AddWriteGuard(authzP)
+	auditKey, err := audit.LoadOrCreateKey(ctx, st, sealer)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	auditLog, err := audit.New(st, clk, audit.Options{
+		Key: auditKey, FailOpen: cfg.AuditFailOpen, APIAudience: cfg.BaseURL(), Logger: log,
+		Sinks: []audit.Sink{insp},
+	})
+	if err != nil {
+		return err
+	}
+	m.reg.MustRegister(auditLog.Collectors()...)
+	// The platform's own data-plane writes (the Channel Integrity Key) are
+	// audited like any client's.
 	edgeP := databoxedge.New(st, clk, ids, databoxedge.Options{
-		Vaults: kvp, Locks: authzP, Accounts: stp, Settings: insp, DataPlane: vaults, Workloads: mp,
+		Vaults: kvp, Locks: authzP, Accounts: stp, Settings: insp, DataPlane: auditedVaults{vaults, auditLog}, Workloads: mp,
 		VaultDomain: cfg.VaultDomain, Logger: log,
 	})
 	armSrv.Register(edgeP)
@@ -169,19 +184,6 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	rot.SetResolver(ncp)
 	ncp.SetEngine(rot)
-
-	auditKey, err := audit.LoadOrCreateKey(ctx, st, sealer)
-	if err != nil {
-		return fmt.Errorf("audit key: %w", err)
-	}
-	auditLog, err := audit.New(st, clk, audit.Options{
-		Key: auditKey, FailOpen: cfg.AuditFailOpen, APIAudience: cfg.BaseURL(), Logger: log,
-		Sinks: []audit.Sink{insp},
-	})
-	if err != nil {
-		return err
-	}
-	m.reg.MustRegister(auditLog.Collectors()...)
 
 	// The portal is a client of this server's own APIs, through the front
 	// door like the rotation engine, with the signed-in user's tokens.
@@ -315,3 +317,17 @@ func writeAdminCredentials(cfg Config, caFile string, boot *identity.BootstrapRe
 }
 
 type fmtStringer interface{ String() string }
+
+// auditedVaults serves in-process data-plane requests of the platform (Stack
+// Edge activation) through the audit middleware, so each leaves its event as
+// an HTTP request would.
+type auditedVaults struct {
+	vaults *vault.Service
+	log    *audit.Log
+}
+
+func (a auditedVaults) ServeVault(w http.ResponseWriter, r *http.Request, vaultName, baseURL string) {
+	a.log.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.vaults.ServeVault(w, r, vaultName, baseURL)
+	})).ServeHTTP(w, r)
+}
