@@ -25,16 +25,29 @@ import (
 // each value with an aad naming the format, tenant, backup id, version and
 // position, so parts cannot be swapped, reordered, dropped or moved between
 // blobs.
-const (
-	backupFormat      = "keyhaven-secret-backup-v1"
-	maxBackupVersions = 500 // Key Vault refuses backups of more versions
+const maxBackupVersions = 500 // Key Vault refuses backups of more versions
+
+// backupKind is one kind of blob: its format, named in the blob and in
+// every aad, so a blob of one kind never opens as another, and the noun its
+// messages use.
+type backupKind struct {
+	format string
+	noun   string
+}
+
+var (
+	secretBackup = backupKind{format: "keyhaven-secret-backup-v1", noun: "secret"}
+	keyBackup    = backupKind{format: "keyhaven-key-backup-v1", noun: "key"}
+	certBackup   = backupKind{format: "keyhaven-certificate-backup-v1", noun: "certificate"}
 )
 
+// backupBlob is the envelope common to all kinds: the sealed metadata of
+// the kind and its sealed values.
 type backupBlob struct {
 	Format string   `json:"f"`
 	Tenant string   `json:"t"`
-	Meta   []byte   `json:"m"` // sealed backupMeta
-	Values [][]byte `json:"v"` // sealed values, in Versions order
+	Meta   []byte   `json:"m"` // sealed metadata of the kind
+	Values [][]byte `json:"v"` // sealed values, in the metadata's order
 }
 
 type backupMeta struct {
@@ -48,16 +61,164 @@ type backupMeta struct {
 // '/'; no vault internal id contains ':').
 func backupScope(tenant string) string { return "backup:" + tenant }
 
-func backupMetaAAD(tenant string) []byte {
-	return []byte(backupFormat + "\x00meta\x00" + tenant)
+func (k backupKind) metaAAD(tenant string) []byte {
+	return []byte(k.format + "\x00meta\x00" + tenant)
 }
 
-func backupValueAAD(tenant, id, version string, i int) []byte {
-	return []byte(backupFormat + "\x00value\x00" + tenant + "\x00" + id + "\x00" + version + "\x00" + strconv.Itoa(i))
+// valueAAD binds a value to its blob and place: part is "value" for the
+// one value of a secret or key version, "key" or "secret" for the two of a
+// certificate version.
+func (k backupKind) valueAAD(tenant, id, part, version string, i int) []byte {
+	return []byte(k.format + "\x00" + part + "\x00" + tenant + "\x00" + id + "\x00" + version + "\x00" + strconv.Itoa(i))
+}
+
+func (k backupKind) errTooManyVersions(name string) *azerr.Error {
+	return azerr.BadParameter("%s%s %s has more than %d versions and cannot be backed up.",
+		strings.ToUpper(k.noun[:1]), k.noun[1:], name, maxBackupVersions)
 }
 
 func errBadBackup() *azerr.Error {
 	return azerr.BadParameter("The backup blob is invalid, corrupted or was not produced by this service.")
+}
+
+// backupWriter builds one blob of a kind for a tenant.
+type backupWriter struct {
+	s      *Service
+	ctx    context.Context
+	kind   backupKind
+	tenant string
+	scope  string
+	id     string // the backup id, named in every value's aad
+	blob   backupBlob
+}
+
+func (s *Service) newBackupWriter(ctx context.Context, kind backupKind, tenant string) (*backupWriter, error) {
+	id, err := s.newVersion()
+	if err != nil {
+		return nil, err
+	}
+	return &backupWriter{s: s, ctx: ctx, kind: kind, tenant: tenant, scope: backupScope(tenant), id: id,
+		blob: backupBlob{Format: kind.format, Tenant: tenant}}, nil
+}
+
+// add seals plain as the blob's next value, the part of version at position
+// i, and clears plain.
+func (w *backupWriter) add(plain []byte, part, version string, i int) error {
+	sealed, err := w.s.sealer.Seal(w.ctx, w.scope, plain, w.kind.valueAAD(w.tenant, w.id, part, version, i))
+	clear(plain)
+	if err != nil {
+		return azerr.Internal(err)
+	}
+	w.blob.Values = append(w.blob.Values, sealed)
+	return nil
+}
+
+// finish seals the metadata bm and encodes the blob for the wire.
+func (w *backupWriter) finish(bm any) (backupWire, error) {
+	mb, err := json.Marshal(bm)
+	if err != nil {
+		return backupWire{}, err
+	}
+	if w.blob.Meta, err = w.s.sealer.Seal(w.ctx, w.scope, mb, w.kind.metaAAD(w.tenant)); err != nil {
+		return backupWire{}, azerr.Internal(err)
+	}
+	raw, err := json.Marshal(w.blob)
+	if err != nil {
+		return backupWire{}, err
+	}
+	return backupWire{Value: base64.RawURLEncoding.EncodeToString(raw)}, nil
+}
+
+// readRestoreBlob reads a restore request's body and decodes its blob, of
+// at most limit characters as sent.
+func readRestoreBlob(rq *request, limit int) ([]byte, *azerr.Error) {
+	body, e := readBody(rq, maxRestoreBodyBytes)
+	if e != nil {
+		return nil, e
+	}
+	var in struct {
+		Value *string `json:"value"`
+	}
+	if e := decodeJSON(body, &in); e != nil {
+		return nil, e
+	}
+	if in.Value == nil || *in.Value == "" {
+		return nil, azerr.BadParameter("Property 'value' (the backup blob) is required.")
+	}
+	if len(*in.Value) > limit {
+		return nil, errBadBackup()
+	}
+	raw, err := decodeBase64URL(*in.Value)
+	if err != nil {
+		return nil, errBadBackup()
+	}
+	return raw, nil
+}
+
+// decodeBase64URL accepts base64url with or without padding (and standard
+// base64, which some clients send).
+func decodeBase64URL(s string) ([]byte, error) {
+	t := strings.TrimRight(s, "=")
+	if b, err := base64.RawURLEncoding.DecodeString(t); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(t)
+}
+
+// backupReader opens one blob for restore into a vault.
+type backupReader struct {
+	s      *Service
+	ctx    context.Context
+	kind   backupKind
+	tenant string
+	scope  string
+	blob   backupBlob
+	values [][]byte // opened values, by position in the blob
+}
+
+// openBackup parses raw as a blob of kind, checks that it was taken in v's
+// tenant (only a vault of the blob's tenant can open it), and opens its
+// metadata into bm.
+func (s *Service) openBackup(ctx context.Context, v *VaultInfo, kind backupKind, raw []byte, bm any) (*backupReader, *azerr.Error) {
+	var blob backupBlob
+	if err := json.Unmarshal(raw, &blob); err != nil || blob.Format != kind.format {
+		return nil, errBadBackup()
+	}
+	if !strings.EqualFold(blob.Tenant, v.TenantID) {
+		return nil, azerr.BadParameter("The backup blob was created in another tenant. A %s backup can only be restored into a vault of the same tenant as the vault it was taken from.", kind.noun)
+	}
+	scope := backupScope(v.TenantID)
+	mb, err := s.sealer.Open(ctx, scope, blob.Meta, kind.metaAAD(v.TenantID))
+	if err != nil {
+		return nil, errBadBackup()
+	}
+	if err := json.Unmarshal(mb, bm); err != nil {
+		return nil, errBadBackup()
+	}
+	return &backupReader{s: s, ctx: ctx, kind: kind, tenant: v.TenantID, scope: scope, blob: blob,
+		values: make([][]byte, len(blob.Values))}, nil
+}
+
+// count is the number of values in the blob.
+func (r *backupReader) count() int { return len(r.blob.Values) }
+
+// open opens the value at position j of the blob, the part of version at
+// position i of backup id, and keeps it in r.values. The metadata must have
+// been checked against count first.
+func (r *backupReader) open(j int, id, part, version string, i int) ([]byte, bool) {
+	p, err := r.s.sealer.Open(r.ctx, r.scope, r.blob.Values[j], r.kind.valueAAD(r.tenant, id, part, version, i))
+	if err != nil {
+		return nil, false
+	}
+	r.values[j] = p
+	return p, true
+}
+
+// discard clears every value opened so far.
+func (r *backupReader) discard() {
+	for _, done := range r.values {
+		clear(done)
+	}
 }
 
 func (s *Service) backupSecret(rq *request) (int, any, error) {
@@ -82,15 +243,13 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	if len(recs) > maxBackupVersions {
-		return 0, nil, azerr.BadParameter("Secret %s has more than %d versions and cannot be backed up.", name, maxBackupVersions)
+		return 0, nil, secretBackup.errTooManyVersions(name)
 	}
-	id, err := s.newVersion()
+	w, err := s.newBackupWriter(ctx, secretBackup, v.TenantID)
 	if err != nil {
 		return 0, nil, err
 	}
-	bm := backupMeta{ID: id, Name: head.Meta.Name, Latest: head.Meta.Version}
-	blob := backupBlob{Format: backupFormat, Tenant: v.TenantID}
-	scope := backupScope(v.TenantID)
+	bm := backupMeta{ID: w.id, Name: head.Meta.Name, Latest: head.Meta.Version}
 	for i, r := range recs {
 		vr, err := store.DecodeJSON[versionRec](r)
 		if err != nil {
@@ -103,73 +262,36 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 		if err != nil {
 			return 0, nil, azerr.Internal(err)
 		}
-		sealed, err := s.sealer.Seal(ctx, scope, plain, backupValueAAD(v.TenantID, id, vr.Version, i))
-		clear(plain)
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
+		if err := w.add(plain, "value", vr.Version, i); err != nil {
+			return 0, nil, err
 		}
 		bm.Versions = append(bm.Versions, vr.meta)
-		blob.Values = append(blob.Values, sealed)
 	}
-	mb, err := json.Marshal(bm)
-	if err != nil {
-		return 0, nil, err
-	}
-	if blob.Meta, err = s.sealer.Seal(ctx, scope, mb, backupMetaAAD(v.TenantID)); err != nil {
-		return 0, nil, azerr.Internal(err)
-	}
-	raw, err := json.Marshal(blob)
+	out, err := w.finish(bm)
 	if err != nil {
 		return 0, nil, err
 	}
 	rq.info.ObjectID = rq.base + "/secrets/" + head.Meta.Name
-	return http.StatusOK, backupWire{Value: base64.RawURLEncoding.EncodeToString(raw)}, nil
+	return http.StatusOK, out, nil
 }
 
-// decodeBase64URL accepts base64url with or without padding (and standard
-// base64, which some clients send).
-func decodeBase64URL(s string) ([]byte, error) {
-	t := strings.TrimRight(s, "=")
-	if b, err := base64.RawURLEncoding.DecodeString(t); err == nil {
-		return b, nil
-	}
-	return base64.RawStdEncoding.DecodeString(t)
-}
-
-// openBackup parses and opens a blob for restore into vault v. Only a vault
-// of the blob's tenant can open it.
-func (s *Service) openBackup(ctx context.Context, v *VaultInfo, raw []byte) (*backupMeta, [][]byte, *azerr.Error) {
-	var blob backupBlob
-	if err := json.Unmarshal(raw, &blob); err != nil || blob.Format != backupFormat {
-		return nil, nil, errBadBackup()
-	}
-	if !strings.EqualFold(blob.Tenant, v.TenantID) {
-		return nil, nil, azerr.BadParameter("The backup blob was created in another tenant. A secret backup can only be restored into a vault of the same tenant as the vault it was taken from.")
-	}
-	scope := backupScope(v.TenantID)
-	mb, err := s.sealer.Open(ctx, scope, blob.Meta, backupMetaAAD(v.TenantID))
-	if err != nil {
-		return nil, nil, errBadBackup()
-	}
+// openSecretBackup opens a secret blob for restore into vault v.
+func (s *Service) openSecretBackup(ctx context.Context, v *VaultInfo, raw []byte) (*backupMeta, [][]byte, *azerr.Error) {
 	var bm backupMeta
-	if err := json.Unmarshal(mb, &bm); err != nil {
-		return nil, nil, errBadBackup()
-	}
-	if e := validateBackupMeta(&bm, len(blob.Values)); e != nil {
+	r, e := s.openBackup(ctx, v, secretBackup, raw, &bm)
+	if e != nil {
 		return nil, nil, e
 	}
-	values := make([][]byte, len(bm.Versions))
+	if e := validateBackupMeta(&bm, r.count()); e != nil {
+		return nil, nil, e
+	}
 	for i, m := range bm.Versions {
-		p, err := s.sealer.Open(ctx, scope, blob.Values[i], backupValueAAD(v.TenantID, bm.ID, m.Version, i))
-		if err != nil {
-			for _, done := range values[:i] {
-				clear(done)
-			}
+		if _, ok := r.open(i, bm.ID, "value", m.Version, i); !ok {
+			r.discard()
 			return nil, nil, errBadBackup()
 		}
-		values[i] = p
 	}
-	return &bm, values, nil
+	return &bm, r.values, nil
 }
 
 // validateBackupMeta re-checks what the sealed metadata says, so even a blob
@@ -197,31 +319,19 @@ func validateBackupMeta(bm *backupMeta, nValues int) *azerr.Error {
 }
 
 func (s *Service) restoreSecret(rq *request) (int, any, error) {
-	body, e := readBody(rq, maxRestoreBodyBytes)
+	raw, e := readRestoreBlob(rq, maxRestoreBodyBytes)
 	if e != nil {
 		return 0, nil, e
 	}
-	var in struct {
-		Value *string `json:"value"`
-	}
-	if e := decodeJSON(body, &in); e != nil {
-		return 0, nil, e
-	}
-	if in.Value == nil || *in.Value == "" {
-		return 0, nil, azerr.BadParameter("Property 'value' (the backup blob) is required.")
-	}
-	raw, err := decodeBase64URL(*in.Value)
-	if err != nil {
-		return 0, nil, errBadBackup()
-	}
 	ctx := rq.r.Context()
 	v := rq.vault
-	bm, values, e := s.openBackup(ctx, v, raw)
+	bm, values, e := s.openSecretBackup(ctx, v, raw)
 	if e != nil {
 		return 0, nil, e
 	}
 	lname := strings.ToLower(bm.Name)
 	sealed := make([][]byte, len(values))
+	var err error
 	for i, m := range bm.Versions {
 		sealed[i], err = s.sealer.Seal(ctx, v.InternalID, values[i], sealAAD(v.InternalID, lname, m.Version))
 		clear(values[i])

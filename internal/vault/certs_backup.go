@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
@@ -21,8 +18,6 @@ import (
 // version's private key and secret value are sealed with an aad naming
 // format, tenant, backup id, kind, version and position. A secret or key
 // blob does not restore as a certificate, nor the reverse.
-const certBackupFormat = "keyhaven-certificate-backup-v1"
-
 type certBackupMeta struct {
 	ID      string        `json:"id"`
 	Name    string        `json:"n"`
@@ -31,14 +26,6 @@ type certBackupMeta struct {
 	Certs   []certMeta    `json:"c"`
 	Keys    []keyMeta     `json:"k"`
 	Secrets []meta        `json:"s"`
-}
-
-func certBackupMetaAAD(tenant string) []byte {
-	return []byte(certBackupFormat + "\x00meta\x00" + tenant)
-}
-
-func certBackupValueAAD(tenant, id, kind, version string, i int) []byte {
-	return []byte(certBackupFormat + "\x00" + kind + "\x00" + tenant + "\x00" + id + "\x00" + version + "\x00" + strconv.Itoa(i))
 }
 
 func (s *Service) backupCert(rq *request) (int, any, error) {
@@ -74,18 +61,16 @@ func (s *Service) backupCert(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	if len(certs) > maxBackupVersions {
-		return 0, nil, azerr.BadParameter("Certificate %s has more than %d versions and cannot be backed up.", name, maxBackupVersions)
+		return 0, nil, certBackup.errTooManyVersions(name)
 	}
 	if pr == nil || len(keys) != len(certs) || len(secrets) != len(certs) {
 		return 0, nil, errIntegrity(name, errorString("certificate, key and secret versions differ"))
 	}
-	id, err := s.newVersion()
+	w, err := s.newBackupWriter(ctx, certBackup, v.TenantID)
 	if err != nil {
 		return 0, nil, err
 	}
-	bm := certBackupMeta{ID: id, Name: head.Meta.Name, Latest: head.Meta.Version, Policy: *pr}
-	blob := backupBlob{Format: certBackupFormat, Tenant: v.TenantID}
-	scope := backupScope(v.TenantID)
+	bm := certBackupMeta{ID: w.id, Name: head.Meta.Name, Latest: head.Meta.Version, Policy: *pr}
 	for i := range certs {
 		cm, err := store.DecodeJSON[certMeta](certs[i])
 		if err != nil {
@@ -108,38 +93,26 @@ func (s *Service) backupCert(rq *request) (int, any, error) {
 		if err != nil {
 			return 0, nil, errKeyIntegrity(name, err)
 		}
-		sealedKey, err := s.sealer.Seal(ctx, scope, keyDER, certBackupValueAAD(v.TenantID, id, "key", ver, i))
-		clear(keyDER)
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
+		if err := w.add(keyDER, "key", ver, i); err != nil {
+			return 0, nil, err
 		}
 		value, err := s.sealer.Open(ctx, iid, sr.Sealed, sealAAD(iid, lname, ver))
 		if err != nil {
 			return 0, nil, errIntegrity(name, err)
 		}
-		sealedValue, err := s.sealer.Seal(ctx, scope, value, certBackupValueAAD(v.TenantID, id, "secret", ver, i))
-		clear(value)
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
+		if err := w.add(value, "secret", ver, i); err != nil {
+			return 0, nil, err
 		}
 		bm.Certs = append(bm.Certs, *cm)
 		bm.Keys = append(bm.Keys, kr.keyMeta)
 		bm.Secrets = append(bm.Secrets, sr.meta)
-		blob.Values = append(blob.Values, sealedKey, sealedValue)
 	}
-	mb, err := json.Marshal(bm)
-	if err != nil {
-		return 0, nil, err
-	}
-	if blob.Meta, err = s.sealer.Seal(ctx, scope, mb, certBackupMetaAAD(v.TenantID)); err != nil {
-		return 0, nil, azerr.Internal(err)
-	}
-	raw, err := json.Marshal(blob)
+	out, err := w.finish(bm)
 	if err != nil {
 		return 0, nil, err
 	}
 	rq.info.ObjectID = rq.base + "/certificates/" + head.Meta.Name
-	return http.StatusOK, backupWire{Value: base64.RawURLEncoding.EncodeToString(raw)}, nil
+	return http.StatusOK, out, nil
 }
 
 type errorString string
@@ -175,40 +148,26 @@ func validCertBackupMeta(bm *certBackupMeta, nValues int) bool {
 // openCertBackup opens a certificate blob for restore into vault v and
 // checks that every private key is the one of its certificate.
 func (s *Service) openCertBackup(ctx context.Context, v *VaultInfo, raw []byte) (*certBackupMeta, [][]byte, *azerr.Error) {
-	var blob backupBlob
-	if err := json.Unmarshal(raw, &blob); err != nil || blob.Format != certBackupFormat {
-		return nil, nil, errBadBackup()
-	}
-	if !strings.EqualFold(blob.Tenant, v.TenantID) {
-		return nil, nil, azerr.BadParameter("The backup blob was created in another tenant. A certificate backup can only be restored into a vault of the same tenant as the vault it was taken from.")
-	}
-	scope := backupScope(v.TenantID)
-	mb, err := s.sealer.Open(ctx, scope, blob.Meta, certBackupMetaAAD(v.TenantID))
-	if err != nil {
-		return nil, nil, errBadBackup()
-	}
 	var bm certBackupMeta
-	if err := json.Unmarshal(mb, &bm); err != nil || !validCertBackupMeta(&bm, len(blob.Values)) {
+	r, e := s.openBackup(ctx, v, certBackup, raw, &bm)
+	if e != nil {
+		return nil, nil, e
+	}
+	if !validCertBackupMeta(&bm, r.count()) {
 		return nil, nil, errBadBackup()
 	}
-	values := make([][]byte, len(blob.Values))
 	fail := func() (*certBackupMeta, [][]byte, *azerr.Error) {
-		for _, done := range values {
-			clear(done)
-		}
+		r.discard()
 		return nil, nil, errBadBackup()
 	}
 	for i, c := range bm.Certs {
-		kd, err := s.sealer.Open(ctx, scope, blob.Values[2*i], certBackupValueAAD(v.TenantID, bm.ID, "key", c.Version, i))
-		if err != nil {
+		kd, ok := r.open(2*i, bm.ID, "key", c.Version, i)
+		if !ok {
 			return fail()
 		}
-		values[2*i] = kd
-		sv, err := s.sealer.Open(ctx, scope, blob.Values[2*i+1], certBackupValueAAD(v.TenantID, bm.ID, "secret", c.Version, i))
-		if err != nil {
+		if _, ok := r.open(2*i+1, bm.ID, "secret", c.Version, i); !ok {
 			return fail()
 		}
-		values[2*i+1] = sv
 		k, err := parsePrivate(kd)
 		if err != nil {
 			return fail()
@@ -221,26 +180,13 @@ func (s *Service) openCertBackup(ctx context.Context, v *VaultInfo, raw []byte) 
 			return fail()
 		}
 	}
-	return &bm, values, nil
+	return &bm, r.values, nil
 }
 
 func (s *Service) restoreCert(rq *request) (int, any, error) {
-	body, e := readBody(rq, maxRestoreBodyBytes)
+	raw, e := readRestoreBlob(rq, maxRestoreBodyBytes)
 	if e != nil {
 		return 0, nil, e
-	}
-	var in struct {
-		Value *string `json:"value"`
-	}
-	if e := decodeJSON(body, &in); e != nil {
-		return 0, nil, e
-	}
-	if in.Value == nil || *in.Value == "" {
-		return 0, nil, azerr.BadParameter("Property 'value' (the backup blob) is required.")
-	}
-	raw, err := decodeBase64URL(*in.Value)
-	if err != nil {
-		return 0, nil, errBadBackup()
 	}
 	ctx := rq.r.Context()
 	v := rq.vault
@@ -265,7 +211,7 @@ func (s *Service) restoreCert(rq *request) (int, any, error) {
 		}
 	}
 	var latest certMeta
-	err = s.st.Update(ctx, func(tx store.Tx) error {
+	err := s.st.Update(ctx, func(tx store.Tx) error {
 		for _, k := range []string{certHeadKey(iid, lname), headKey(iid, lname), keyHeadKey(iid, lname)} {
 			if ok, err := exists(ctx, tx, k); err != nil {
 				return err

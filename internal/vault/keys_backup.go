@@ -3,12 +3,9 @@ package vault
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
@@ -19,21 +16,11 @@ import (
 // one key, the metadata sealed under the tenant's backup scope and each
 // private key sealed with an aad naming format, tenant, backup id, version
 // and position. A secret blob does not restore as a key, nor the reverse.
-const keyBackupFormat = "keyhaven-key-backup-v1"
-
 type keyBackupMeta struct {
 	ID       string    `json:"id"`
 	Name     string    `json:"n"`
 	Latest   string    `json:"l"`
 	Versions []keyMeta `json:"vs"`
-}
-
-func keyBackupMetaAAD(tenant string) []byte {
-	return []byte(keyBackupFormat + "\x00meta\x00" + tenant)
-}
-
-func keyBackupValueAAD(tenant, id, version string, i int) []byte {
-	return []byte(keyBackupFormat + "\x00value\x00" + tenant + "\x00" + id + "\x00" + version + "\x00" + strconv.Itoa(i))
 }
 
 func (s *Service) backupKey(rq *request) (int, any, error) {
@@ -58,15 +45,13 @@ func (s *Service) backupKey(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	if len(recs) > maxBackupVersions {
-		return 0, nil, azerr.BadParameter("Key %s has more than %d versions and cannot be backed up.", name, maxBackupVersions)
+		return 0, nil, keyBackup.errTooManyVersions(name)
 	}
-	id, err := s.newVersion()
+	w, err := s.newBackupWriter(ctx, keyBackup, v.TenantID)
 	if err != nil {
 		return 0, nil, err
 	}
-	bm := keyBackupMeta{ID: id, Name: head.Meta.Name, Latest: head.Meta.Version}
-	blob := backupBlob{Format: keyBackupFormat, Tenant: v.TenantID}
-	scope := backupScope(v.TenantID)
+	bm := keyBackupMeta{ID: w.id, Name: head.Meta.Name, Latest: head.Meta.Version}
 	for i, r := range recs {
 		vr, err := store.DecodeJSON[keyVersionRec](r)
 		if err != nil {
@@ -79,76 +64,50 @@ func (s *Service) backupKey(rq *request) (int, any, error) {
 		if err != nil {
 			return 0, nil, errKeyIntegrity(name, err)
 		}
-		sealed, err := s.sealer.Seal(ctx, scope, plain, keyBackupValueAAD(v.TenantID, id, vr.Version, i))
-		clear(plain)
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
+		if err := w.add(plain, "value", vr.Version, i); err != nil {
+			return 0, nil, err
 		}
 		bm.Versions = append(bm.Versions, vr.keyMeta)
-		blob.Values = append(blob.Values, sealed)
 	}
-	mb, err := json.Marshal(bm)
-	if err != nil {
-		return 0, nil, err
-	}
-	if blob.Meta, err = s.sealer.Seal(ctx, scope, mb, keyBackupMetaAAD(v.TenantID)); err != nil {
-		return 0, nil, azerr.Internal(err)
-	}
-	raw, err := json.Marshal(blob)
+	out, err := w.finish(bm)
 	if err != nil {
 		return 0, nil, err
 	}
 	rq.info.ObjectID = rq.base + "/keys/" + head.Meta.Name
-	return http.StatusOK, backupWire{Value: base64.RawURLEncoding.EncodeToString(raw)}, nil
+	return http.StatusOK, out, nil
 }
 
 // openKeyBackup parses and opens a key blob for restore into vault v.
 func (s *Service) openKeyBackup(ctx context.Context, v *VaultInfo, raw []byte) (*keyBackupMeta, [][]byte, *azerr.Error) {
-	var blob backupBlob
-	if err := json.Unmarshal(raw, &blob); err != nil || blob.Format != keyBackupFormat {
-		return nil, nil, errBadBackup()
-	}
-	if !strings.EqualFold(blob.Tenant, v.TenantID) {
-		return nil, nil, azerr.BadParameter("The backup blob was created in another tenant. A key backup can only be restored into a vault of the same tenant as the vault it was taken from.")
-	}
-	scope := backupScope(v.TenantID)
-	mb, err := s.sealer.Open(ctx, scope, blob.Meta, keyBackupMetaAAD(v.TenantID))
-	if err != nil {
-		return nil, nil, errBadBackup()
-	}
 	var bm keyBackupMeta
-	if err := json.Unmarshal(mb, &bm); err != nil {
-		return nil, nil, errBadBackup()
+	r, e := s.openBackup(ctx, v, keyBackup, raw, &bm)
+	if e != nil {
+		return nil, nil, e
 	}
-	values := make([][]byte, len(bm.Versions))
-	fail := func() (*keyBackupMeta, [][]byte, *azerr.Error) {
-		for _, done := range values {
-			clear(done)
-		}
+	if !validKeyBackupMeta(&bm, r.count()) {
 		return nil, nil, errBadBackup()
-	}
-	if !validKeyBackupMeta(&bm, len(blob.Values)) {
-		return fail()
 	}
 	for i, m := range bm.Versions {
-		p, err := s.sealer.Open(ctx, scope, blob.Values[i], keyBackupValueAAD(v.TenantID, bm.ID, m.Version, i))
-		if err != nil {
-			return fail()
+		p, ok := r.open(i, bm.ID, "value", m.Version, i)
+		if !ok {
+			r.discard()
+			return nil, nil, errBadBackup()
 		}
-		values[i] = p
 		// The private key must be the one the metadata's public key names.
 		k, err := parsePrivate(p)
 		if err != nil {
-			return fail()
+			r.discard()
+			return nil, nil, errBadBackup()
 		}
 		var pub keyMeta
 		setPublic(&pub, k)
 		if pub.Kty != m.Kty || pub.Crv != m.Crv || !bytes.Equal(pub.N, m.N) || !bytes.Equal(pub.E, m.E) ||
 			!bytes.Equal(pub.X, m.X) || !bytes.Equal(pub.Y, m.Y) {
-			return fail()
+			r.discard()
+			return nil, nil, errBadBackup()
 		}
 	}
-	return &bm, values, nil
+	return &bm, r.values, nil
 }
 
 // validKeyBackupMeta re-checks the sealed metadata against the API's rules.
@@ -173,25 +132,9 @@ func validKeyBackupMeta(bm *keyBackupMeta, nValues int) bool {
 }
 
 func (s *Service) restoreKey(rq *request) (int, any, error) {
-	body, e := readBody(rq, maxRestoreBodyBytes)
+	raw, e := readRestoreBlob(rq, maxKeyBackupBlobSz)
 	if e != nil {
 		return 0, nil, e
-	}
-	var in struct {
-		Value *string `json:"value"`
-	}
-	if e := decodeJSON(body, &in); e != nil {
-		return 0, nil, e
-	}
-	if in.Value == nil || *in.Value == "" {
-		return 0, nil, azerr.BadParameter("Property 'value' (the backup blob) is required.")
-	}
-	if len(*in.Value) > maxKeyBackupBlobSz {
-		return 0, nil, errBadBackup()
-	}
-	raw, err := decodeBase64URL(*in.Value)
-	if err != nil {
-		return 0, nil, errBadBackup()
 	}
 	ctx := rq.r.Context()
 	v := rq.vault
@@ -201,6 +144,7 @@ func (s *Service) restoreKey(rq *request) (int, any, error) {
 	}
 	lname := strings.ToLower(bm.Name)
 	sealed := make([][]byte, len(values))
+	var err error
 	for i, m := range bm.Versions {
 		sealed[i], err = s.sealer.Seal(ctx, v.InternalID, values[i], keySealAAD(v.InternalID, lname, m.Version))
 		clear(values[i])
