@@ -38,53 +38,12 @@ func newCertCmd(a *app) *cobra.Command {
 	cmd := newGroup("certificate", "Manage certificates.")
 	cmd.AddCommand(newCertCreateCmd(a), newCertImportCmd(a), newCertShowCmd(a), newCertListCmd(a, "list", "List certificates in a specified key vault.", "/certificates"),
 		newCertListVersionsCmd(a), newCertSetAttributesCmd(a), newCertDownloadCmd(a), newCertDefaultPolicyCmd(a),
-		certCallCmd(a, "delete", "Delete a certificate from a specified key vault (recoverable while soft-deleted).", http.MethodDelete, "certificates", ""),
-		certCallCmd(a, "show-deleted", "Get a deleted certificate.", http.MethodGet, "deletedcertificates", "", "deletedcertificates"),
+		objCallCmd(a, certObject, "delete", "Delete a certificate from a specified key vault (recoverable while soft-deleted).", false, http.MethodDelete, "certificates", ""),
+		objCallCmd(a, certObject, "show-deleted", "Get a deleted certificate.", false, http.MethodGet, "deletedcertificates", "", "deletedcertificates"),
 		newCertListCmd(a, "list-deleted", "List the deleted certificates in the specified vault.", "/deletedcertificates"),
-		certCallCmd(a, "recover", "Recover a deleted certificate to its latest version.", http.MethodPost, "deletedcertificates", "/recover", "deletedcertificates", "certificates"),
-		certCallCmd(a, "purge", "Permanently delete the specified deleted certificate.", http.MethodDelete, "deletedcertificates", "", "deletedcertificates", "certificates"),
+		objCallCmd(a, certObject, "recover", "Recover a deleted certificate to its latest version.", false, http.MethodPost, "deletedcertificates", "/recover", "deletedcertificates", "certificates"),
+		objCallCmd(a, certObject, "purge", "Permanently delete the specified deleted certificate.", false, http.MethodDelete, "deletedcertificates", "", "deletedcertificates", "certificates"),
 		newCertBackupCmd(a), newCertRestoreCmd(a), newCertPendingCmd(a))
-	return cmd
-}
-
-type certFlags struct{ secretFlags }
-
-func (f *certFlags) bind(c *cobra.Command, withVersion bool) {
-	c.Flags().StringVar(&f.vault, "vault-name", "", "Name of the Key Vault.")
-	c.Flags().StringVarP(&f.name, "name", "n", "", "Name of the certificate.")
-	if withVersion {
-		c.Flags().StringVarP(&f.version, "version", "v", "", "The certificate version. If omitted, uses the latest version.")
-	}
-	c.Flags().StringVar(&f.id, "id", "", "Id of the certificate. If specified all other 'Id' arguments should be omitted.")
-}
-
-func (a *app) certItem(f *certFlags, collections ...string) (*kvItem, error) {
-	if f.id == "" && f.name != "" && !objectNameRE.MatchString(f.name) {
-		return nil, usageErrorf("argument --name/-n: invalid certificate name %q (1-127 letters, digits and hyphens)", f.name)
-	}
-	if len(collections) == 0 {
-		collections = []string{"certificates"}
-	}
-	return a.secretItem(&f.secretFlags, collections...)
-}
-
-func certCallCmd(a *app, use, short, method, coll, suffix string, collections ...string) *cobra.Command {
-	var f certFlags
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			it, err := a.certItem(&f, collections...)
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), method, kvURL(it.base, "/"+coll+"/"+it.name+suffix, nil), nil)
-			if err != nil {
-				return err
-			}
-			return a.print(withName(v))
-		},
-	}
-	f.bind(cmd, false)
 	return cmd
 }
 
@@ -170,7 +129,7 @@ func certBody(cmd *cobra.Command, policy string, tags []string, disabled triBool
 }
 
 func newCertCreateCmd(a *app) *cobra.Command {
-	var f certFlags
+	var f objFlags
 	var policy string
 	var tags []string
 	var disabled triBool
@@ -197,7 +156,7 @@ func newCertCreateCmd(a *app) *cobra.Command {
 				}
 				x["validity_months"] = validity
 			}
-			it, err := a.certItem(&f)
+			it, err := a.item(certObject, &f)
 			if err != nil {
 				return err
 			}
@@ -219,7 +178,7 @@ func newCertCreateCmd(a *app) *cobra.Command {
 			return a.print(withName(v))
 		},
 	}
-	f.bind(cmd, false)
+	f.bind(cmd, certObject, false, true)
 	cmd.Flags().StringVarP(&policy, "policy", "p", "", "JSON encoded policy definition. Use @{file} to load from a file (e.g. 'keyhaven keyvault certificate get-default-policy > policy.json').")
 	cmd.Flags().StringArrayVar(&tags, "tags", nil, "Space-separated tags: key[=value] [key[=value] ...].")
 	cmd.Flags().Var(&disabled, "disabled", "Create certificate in disabled state.")
@@ -263,7 +222,7 @@ func (a *app) waitCertOp(ctx context.Context, it *kvItem, op any) (bool, error) 
 }
 
 func newCertImportCmd(a *app) *cobra.Command {
-	var f certFlags
+	var f objFlags
 	var file, password, policy string
 	var tags []string
 	var disabled triBool
@@ -298,7 +257,7 @@ func newCertImportCmd(a *app) *cobra.Command {
 			if password != "" {
 				body["pwd"] = password
 			}
-			it, err := a.certItem(&f)
+			it, err := a.item(certObject, &f)
 			if err != nil {
 				return err
 			}
@@ -309,7 +268,7 @@ func newCertImportCmd(a *app) *cobra.Command {
 			return a.print(withName(v))
 		},
 	}
-	f.bind(cmd, false)
+	f.bind(cmd, certObject, false, true)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "PKCS12 file or PEM file containing the certificate and private key.")
 	cmd.Flags().StringVar(&password, "password", "", "If the private key in certificate is encrypted, the password used for encryption.")
 	cmd.Flags().StringVarP(&policy, "policy", "p", "", "JSON encoded policy definition. Use @{file} to load from a file.")
@@ -320,23 +279,11 @@ func newCertImportCmd(a *app) *cobra.Command {
 }
 
 func newCertShowCmd(a *app) *cobra.Command {
-	var f certFlags
-	cmd := &cobra.Command{
-		Use: "show", Short: "Get information about a certificate (latest or a version).", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := a.getCert(cmd.Context(), &f)
-			if err != nil {
-				return err
-			}
-			return a.print(withName(v))
-		},
-	}
-	f.bind(cmd, true)
-	return cmd
+	return objCallCmd(a, certObject, "show", "Get information about a certificate (latest or a version).", true, http.MethodGet, "certificates", "")
 }
 
-func (a *app) getCert(ctx context.Context, f *certFlags) (any, error) {
-	it, err := a.certItem(f)
+func (a *app) getCert(ctx context.Context, f *objFlags) (any, error) {
+	it, err := a.item(certObject, f)
 	if err != nil {
 		return nil, err
 	}
@@ -345,67 +292,15 @@ func (a *app) getCert(ctx context.Context, f *certFlags) (any, error) {
 }
 
 func newCertListCmd(a *app, use, short, path string) *cobra.Command {
-	var vault, id string
-	var max int
-	var includePending triBool
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			q := pageQuery(max)
-			if includePending.set {
-				q.Set("includePending", fmt.Sprint(includePending.val))
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(base, path, q), max)
-			if err != nil {
-				return err
-			}
-			return a.print(withNames(items))
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault. If specified all other 'Id' arguments should be omitted.")
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	if use == "list" {
-		cmd.Flags().Var(&includePending, "include-pending", "Specifies whether to include certificates which are not completely provisioned.")
-		cmd.Flags().Lookup("include-pending").NoOptDefVal = "true"
-	}
-	return cmd
+	return vaultListCmd(a, use, short, vaultIDOnlyHelp, path, use == "list")
 }
 
 func newCertListVersionsCmd(a *app) *cobra.Command {
-	var f certFlags
-	var max int
-	cmd := &cobra.Command{
-		Use: "list-versions", Short: "List the versions of a certificate.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			it, err := a.certItem(&f)
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(it.base, "/certificates/"+it.name+"/versions", pageQuery(max)), max)
-			if err != nil {
-				return err
-			}
-			return a.print(withNames(items))
-		},
-	}
-	f.bind(cmd, false)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	return cmd
+	return listVersionsCmd(a, certObject, "List the versions of a certificate.")
 }
 
 func newCertSetAttributesCmd(a *app) *cobra.Command {
-	var f certFlags
+	var f objFlags
 	var policy string
 	var tags []string
 	var enabled triBool
@@ -419,7 +314,7 @@ func newCertSetAttributesCmd(a *app) *cobra.Command {
 			if enabled.set {
 				body["attributes"] = map[string]any{"enabled": enabled.val}
 			}
-			it, err := a.certItem(&f)
+			it, err := a.item(certObject, &f)
 			if err != nil {
 				return err
 			}
@@ -430,7 +325,7 @@ func newCertSetAttributesCmd(a *app) *cobra.Command {
 			return a.print(withName(v))
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, certObject, true, true)
 	cmd.Flags().StringVarP(&policy, "policy", "p", "", "JSON encoded policy definition. Use @{file} to load from a file.")
 	cmd.Flags().StringArrayVar(&tags, "tags", nil, "Space-separated tags: key[=value] [key[=value] ...].")
 	cmd.Flags().Var(&enabled, "enabled", "Enable the certificate (true or false).")
@@ -438,7 +333,7 @@ func newCertSetAttributesCmd(a *app) *cobra.Command {
 }
 
 func newCertDownloadCmd(a *app) *cobra.Command {
-	var f certFlags
+	var f objFlags
 	var file, encoding string
 	cmd := &cobra.Command{
 		Use: "download", Short: "Download the public portion of a certificate (PEM or DER).", Args: cobra.NoArgs,
@@ -467,13 +362,10 @@ func newCertDownloadCmd(a *app) *cobra.Command {
 			if encoding == "PEM" {
 				out = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 			}
-			if err := os.WriteFile(file, out, 0o644); err != nil {
-				return fmt.Errorf("writing %s: %w", file, err)
-			}
-			return nil
+			return writeLocalFile(file, out, 0o644)
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, certObject, true, true)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "File to receive the binary certificate contents.")
 	cmd.Flags().StringVarP(&encoding, "encoding", "e", "PEM", "Encoding of the certificate: PEM or DER.")
 	return cmd
@@ -504,73 +396,18 @@ func newCertDefaultPolicyCmd(a *app) *cobra.Command {
 }
 
 func newCertBackupCmd(a *app) *cobra.Command {
-	var f certFlags
-	var file string
-	cmd := &cobra.Command{
-		Use: "backup", Short: "Back up the specified certificate (all versions, key and secret) to a file.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			it, err := a.certItem(&f)
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/certificates/"+it.name+"/backup", nil), nil)
-			if err != nil {
-				return err
-			}
-			m, _ := v.(map[string]any)
-			s, _ := m["value"].(string)
-			blob, err := base64.RawURLEncoding.DecodeString(trimPad(s))
-			if err != nil || len(blob) == 0 {
-				return &azerr.Error{Message: "the server returned an invalid backup blob"}
-			}
-			if err := os.WriteFile(file, blob, 0o600); err != nil {
-				return fmt.Errorf("writing %s: %w", file, err)
-			}
-			return nil
-		},
-	}
-	f.bind(cmd, false)
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local file path in which to store certificate backup.")
-	return cmd
+	return backupCmd(a, certObject, "Back up the specified certificate (all versions, key and secret) to a file.")
 }
 
 func newCertRestoreCmd(a *app) *cobra.Command {
-	var vault, id, file string
-	cmd := &cobra.Command{
-		Use: "restore", Short: "Restore a backed up certificate to a vault.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			blob, err := readFileLimited(file, 8*maxBackupBytes)
-			if err != nil {
-				return usageErrorf("argument --file/-f: %v", err)
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(base, "/certificates/restore", nil), map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)})
-			if err != nil {
-				return err
-			}
-			return a.print(withName(v))
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault.")
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local certificate backup from which to restore certificate.")
-	return cmd
+	return restoreCmd(a, certObject, "Restore a backed up certificate to a vault.")
 }
 
 // newCertPendingCmd is az keyvault certificate pending show|delete.
 func newCertPendingCmd(a *app) *cobra.Command {
 	cmd := newGroup("pending", "Manage pending certificate creation operations.")
 	cmd.AddCommand(
-		certCallCmd(a, "show", "Get the status of a certificate's creation operation.", http.MethodGet, "certificates", "/pending"),
-		certCallCmd(a, "delete", "Delete a certificate's creation operation.", http.MethodDelete, "certificates", "/pending"))
+		objCallCmd(a, certObject, "show", "Get the status of a certificate's creation operation.", false, http.MethodGet, "certificates", "/pending"),
+		objCallCmd(a, certObject, "delete", "Delete a certificate's creation operation.", false, http.MethodDelete, "certificates", "/pending"))
 	return cmd
 }

@@ -6,10 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 
@@ -46,28 +44,6 @@ func newKeyCmd(a *app) *cobra.Command {
 		newKeyCryptCmd(a, "decrypt", "Decrypt a value with a key.", "decrypt"),
 		newKeySignCmd(a), newKeyVerifyCmd(a), newKeyRotateCmd(a))
 	return cmd
-}
-
-// keyFlags address one key: --vault-name/--name[/--version] or --id.
-type keyFlags struct{ secretFlags }
-
-func (f *keyFlags) bind(c *cobra.Command, withVersion bool) {
-	c.Flags().StringVar(&f.vault, "vault-name", "", "Name of the Key Vault.")
-	c.Flags().StringVarP(&f.name, "name", "n", "", "Name of the key.")
-	if withVersion {
-		c.Flags().StringVarP(&f.version, "version", "v", "", "The key version. If omitted, uses the latest version.")
-	}
-	c.Flags().StringVar(&f.id, "id", "", "Id of the key. If specified all other 'Id' arguments should be omitted.")
-}
-
-func (a *app) keyItem(f *keyFlags, collections ...string) (*kvItem, error) {
-	if f.id == "" && f.name != "" && !objectNameRE.MatchString(f.name) {
-		return nil, usageErrorf("argument --name/-n: invalid key name %q (1-127 letters, digits and hyphens)", f.name)
-	}
-	if len(collections) == 0 {
-		collections = []string{"keys"}
-	}
-	return a.secretItem(&f.secretFlags, collections...)
 }
 
 // keyAttrs are the settable attributes of create, import and set-attributes.
@@ -137,7 +113,7 @@ func choice(flag, v string, valid []string) error {
 }
 
 func newKeyCreateCmd(a *app) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var attrs keyAttrs
 	var kty, curve, protection string
 	var size int
@@ -183,7 +159,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 			if len(attr) > 0 {
 				body["attributes"] = attr
 			}
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -194,7 +170,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 			return a.print(v)
 		},
 	}
-	f.bind(cmd, false)
+	f.bind(cmd, keyObject, false, true)
 	attrs.bind(cmd)
 	cmd.Flags().StringVar(&kty, "kty", "", "The type of key to create: "+strings.Join(keyTypes, ", ")+" (keyhaven creates RSA and EC).")
 	cmd.Flags().IntVar(&size, "size", 0, "The key size in bits: 2048, 3072 or 4096 for RSA.")
@@ -206,7 +182,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 }
 
 func newKeyImportCmd(a *app) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var attrs keyAttrs
 	var pemFile, pemString, protection string
 	var disabled triBool
@@ -248,7 +224,7 @@ func newKeyImportCmd(a *app) *cobra.Command {
 			if len(attr) > 0 {
 				body["attributes"] = attr
 			}
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -259,7 +235,7 @@ func newKeyImportCmd(a *app) *cobra.Command {
 			return a.print(v)
 		},
 	}
-	f.bind(cmd, false)
+	f.bind(cmd, keyObject, false, true)
 	attrs.bind(cmd)
 	cmd.Flags().StringVar(&pemFile, "pem-file", "", "PEM file containing the key to be imported.")
 	cmd.Flags().StringVar(&pemString, "pem-string", "", "PEM string containing the key to be imported.")
@@ -321,143 +297,50 @@ func pemToJWK(raw []byte) (map[string]any, error) {
 	return nil, usageErrorf("argument --pem-file/--pem-string: %T keys are not supported (RSA and EC are)", key)
 }
 
-// keyCall runs one request against the key the flags name.
-func (a *app) keyCall(cmd *cobra.Command, f *keyFlags, method, coll, suffix string, collections ...string) error {
-	it, err := a.keyItem(f, collections...)
-	if err != nil {
-		return err
-	}
-	path := "/" + coll + "/" + it.name + suffix
-	if suffix == "" && coll == "keys" && method == http.MethodGet {
-		path += "/" + it.version // version "" gives /keys/{name}/, as the SDKs send
-	}
-	v, err := a.kv(cmd.Context(), method, kvURL(it.base, path, nil), nil)
-	if err != nil {
-		return err
-	}
-	return a.print(v)
-}
-
-func keyCallCmd(a *app, use, short string, withVersion bool, method, coll, suffix string, collections ...string) *cobra.Command {
-	var f keyFlags
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.keyCall(cmd, &f, method, coll, suffix, collections...)
-		},
-	}
-	f.bind(cmd, withVersion)
-	return cmd
-}
-
 func newKeyShowCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "show", "Get a key's attributes and, if it's an asymmetric key, its public material.", true, http.MethodGet, "keys", "")
+	return objCallCmd(a, keyObject, "show", "Get a key's attributes and, if it's an asymmetric key, its public material.", true, http.MethodGet, "keys", "")
 }
 
 func newKeyDeleteCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "delete", "Delete a key of any type (recoverable while soft-deleted).", false, http.MethodDelete, "keys", "")
+	return objCallCmd(a, keyObject, "delete", "Delete a key of any type (recoverable while soft-deleted).", false, http.MethodDelete, "keys", "")
 }
 
 func newKeyShowDeletedCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "show-deleted", "Get the public part of a deleted key.", false, http.MethodGet, "deletedkeys", "", "deletedkeys")
+	return objCallCmd(a, keyObject, "show-deleted", "Get the public part of a deleted key.", false, http.MethodGet, "deletedkeys", "", "deletedkeys")
 }
 
 func newKeyRecoverCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "recover", "Recover the deleted key to its latest version.", false, http.MethodPost, "deletedkeys", "/recover", "deletedkeys", "keys")
+	return objCallCmd(a, keyObject, "recover", "Recover the deleted key to its latest version.", false, http.MethodPost, "deletedkeys", "/recover", "deletedkeys", "keys")
 }
 
 func newKeyRotateCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "rotate", "Create a new version of a key with new key material (on demand; rotation policies are not supported).", false, http.MethodPost, "keys", "/rotate")
+	return objCallCmd(a, keyObject, "rotate", "Create a new version of a key with new key material (on demand; rotation policies are not supported).", false, http.MethodPost, "keys", "/rotate")
 }
 
 func newKeyPurgeCmd(a *app) *cobra.Command {
-	return keyCallCmd(a, "purge", "Permanently delete the specified key.", false, http.MethodDelete, "deletedkeys", "", "deletedkeys", "keys")
-}
-
-// keyListCmd lists a vault collection (/keys or /deletedkeys).
-func keyListCmd(a *app, use, short, path string, withManaged bool) *cobra.Command {
-	var vault, id string
-	var max int
-	var includeManaged triBool
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(base, path, pageQuery(max)), 0)
-			if err != nil {
-				return err
-			}
-			out := []any{}
-			for _, it := range items {
-				m, _ := it.(map[string]any)
-				if managed, _ := m["managed"].(bool); managed && withManaged && !(includeManaged.set && includeManaged.val) {
-					continue
-				}
-				out = append(out, withName(it))
-				if max > 0 && len(out) >= max {
-					break
-				}
-			}
-			return a.print(out)
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault. If specified all other 'Id' arguments should be omitted.")
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	if withManaged {
-		cmd.Flags().Var(&includeManaged, "include-managed", "Include managed keys.")
-		cmd.Flags().Lookup("include-managed").NoOptDefVal = "true"
-	}
-	return cmd
+	return objCallCmd(a, keyObject, "purge", "Permanently delete the specified key.", false, http.MethodDelete, "deletedkeys", "", "deletedkeys", "keys")
 }
 
 func newKeyListCmd(a *app) *cobra.Command {
-	return keyListCmd(a, "list", "List keys in the specified vault.", "/keys", true)
+	return managedListCmd(a, keyObject, "list", "List keys in the specified vault.", "/keys", true)
 }
 
 func newKeyListDeletedCmd(a *app) *cobra.Command {
-	return keyListCmd(a, "list-deleted", "List the deleted keys in the specified vault.", "/deletedkeys", false)
+	return managedListCmd(a, keyObject, "list-deleted", "List the deleted keys in the specified vault.", "/deletedkeys", false)
 }
 
 func newKeyListVersionsCmd(a *app) *cobra.Command {
-	var f keyFlags
-	var max int
-	cmd := &cobra.Command{
-		Use: "list-versions", Short: "List the identifiers and properties of a key's versions.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			it, err := a.keyItem(&f)
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(it.base, "/keys/"+it.name+"/versions", pageQuery(max)), max)
-			if err != nil {
-				return err
-			}
-			return a.print(withNames(items))
-		},
-	}
-	f.bind(cmd, false)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	return cmd
+	return listVersionsCmd(a, keyObject, "List the identifiers and properties of a key's versions.")
 }
 
 func newKeySetAttributesCmd(a *app) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var attrs keyAttrs
 	var enabled triBool
 	cmd := &cobra.Command{
 		Use: "set-attributes", Short: "Change specified attributes (and operations) of a stored key.", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -479,7 +362,7 @@ func newKeySetAttributesCmd(a *app) *cobra.Command {
 			return a.print(v)
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, keyObject, true, true)
 	attrs.bind(cmd)
 	cmd.Flags().Var(&enabled, "enabled", "Enable the key.")
 	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
@@ -487,66 +370,11 @@ func newKeySetAttributesCmd(a *app) *cobra.Command {
 }
 
 func newKeyBackupCmd(a *app) *cobra.Command {
-	var f keyFlags
-	var file string
-	cmd := &cobra.Command{
-		Use: "backup", Short: "Back up the specified key (all versions) to a file.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			it, err := a.keyItem(&f)
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/keys/"+it.name+"/backup", nil), nil)
-			if err != nil {
-				return err
-			}
-			m, _ := v.(map[string]any)
-			s, _ := m["value"].(string)
-			blob, err := base64.RawURLEncoding.DecodeString(trimPad(s))
-			if err != nil || len(blob) == 0 {
-				return &azerr.Error{Message: "the server returned an invalid backup blob"}
-			}
-			if err := os.WriteFile(file, blob, 0o600); err != nil {
-				return fmt.Errorf("writing %s: %w", file, err)
-			}
-			return nil
-		},
-	}
-	f.bind(cmd, false)
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local file path in which to store key backup.")
-	return cmd
+	return backupCmd(a, keyObject, "Back up the specified key (all versions) to a file.")
 }
 
 func newKeyRestoreCmd(a *app) *cobra.Command {
-	var vault, id, file string
-	cmd := &cobra.Command{
-		Use: "restore", Short: "Restore a backed up key to a vault.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			blob, err := readFileLimited(file, 8*maxBackupBytes)
-			if err != nil {
-				return usageErrorf("argument --file/-f: %v", err)
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(base, "/keys/restore", nil), map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)})
-			if err != nil {
-				return err
-			}
-			return a.print(v)
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault.")
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local key backup from which to restore key.")
-	return cmd
+	return restoreCmd(a, keyObject, "Restore a backed up key to a vault.")
 }
 
 // decodeB64 accepts standard or URL base64, padded or not.
@@ -585,7 +413,7 @@ func resultOf(v any) (string, []byte, error) {
 // the command line and in the output; --data-type plaintext takes (encrypt)
 // or prints (decrypt) the value as text.
 func newKeyCryptCmd(a *app, use, short, op string) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var alg, value, dataType string
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
@@ -606,7 +434,7 @@ func newKeyCryptCmd(a *app, use, short, op string) *cobra.Command {
 					return err
 				}
 			}
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -626,7 +454,7 @@ func newKeyCryptCmd(a *app, use, short, op string) *cobra.Command {
 			return a.print(map[string]any{"algorithm": alg, "kid": kid, "result": result})
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, keyObject, true, true)
 	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(encAlgorithms, ", ")+".")
 	cmd.Flags().StringVar(&value, "value", "", "The value to "+op+" (base64, or text with --data-type plaintext for encrypt).")
 	cmd.Flags().StringVar(&dataType, "data-type", "base64", "The type of the original data (encrypt) or of the result (decrypt): base64, plaintext.")
@@ -634,7 +462,7 @@ func newKeyCryptCmd(a *app, use, short, op string) *cobra.Command {
 }
 
 func newKeySignCmd(a *app) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var alg, digest string
 	cmd := &cobra.Command{
 		Use: "sign", Short: "Create a signature from a digest using a key.", Args: cobra.NoArgs,
@@ -649,7 +477,7 @@ func newKeySignCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -665,14 +493,14 @@ func newKeySignCmd(a *app) *cobra.Command {
 			return a.print(map[string]any{"algorithm": alg, "kid": kid, "signature": base64.StdEncoding.EncodeToString(sig)})
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, keyObject, true, true)
 	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(sigAlgorithms, ", ")+".")
 	cmd.Flags().StringVar(&digest, "digest", "", "The value (base64) to sign: a digest of the hash the algorithm names.")
 	return cmd
 }
 
 func newKeyVerifyCmd(a *app) *cobra.Command {
-	var f keyFlags
+	var f objFlags
 	var alg, digest, signature string
 	cmd := &cobra.Command{
 		Use: "verify", Short: "Verify a signature using the key that was used to sign the data.", Args: cobra.NoArgs,
@@ -691,7 +519,7 @@ func newKeyVerifyCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			it, err := a.keyItem(&f)
+			it, err := a.item(keyObject, &f)
 			if err != nil {
 				return err
 			}
@@ -710,7 +538,7 @@ func newKeyVerifyCmd(a *app) *cobra.Command {
 			return a.print(map[string]any{"algorithm": alg, "kid": kid, "isValid": ok})
 		},
 	}
-	f.bind(cmd, true)
+	f.bind(cmd, keyObject, true, true)
 	cmd.Flags().StringVarP(&alg, "algorithm", "a", "", "Algorithm identifier: "+strings.Join(sigAlgorithms, ", ")+".")
 	cmd.Flags().StringVar(&digest, "digest", "", "The digest (base64) that was signed.")
 	cmd.Flags().StringVar(&signature, "signature", "", "The signature (base64) to verify.")

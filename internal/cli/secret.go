@@ -3,16 +3,12 @@ package cli
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-
-	"github.com/keyhaven/keyhaven/internal/azerr"
 )
 
 const (
@@ -20,71 +16,6 @@ const (
 	maxBackupBytes = 1 << 20
 	maxResultsPage = 25 // Key Vault's maxresults ceiling
 )
-
-// secretFlags are the addressing flags of the secret commands.
-type secretFlags struct {
-	vault, name, version, id string
-}
-
-func (f *secretFlags) bind(c *cobra.Command, withVersion, withID bool) {
-	c.Flags().StringVar(&f.vault, "vault-name", "", "Name of the Key Vault.")
-	c.Flags().StringVarP(&f.name, "name", "n", "", "Name of the secret.")
-	if withVersion {
-		c.Flags().StringVarP(&f.version, "version", "v", "", "The secret version. If omitted, uses the latest version.")
-	}
-	if withID {
-		c.Flags().StringVar(&f.id, "id", "", "Id of the secret. If specified all other 'Id' arguments should be omitted.")
-	}
-}
-
-// item resolves the flags to a secret; collections are the id path
-// collections accepted for --id (secrets, deletedsecrets).
-func (a *app) secretItem(f *secretFlags, collections ...string) (*kvItem, error) {
-	if f.id != "" {
-		if f.vault != "" || f.name != "" || f.version != "" {
-			return nil, usageErrorf("usage error: --id cannot be combined with --vault-name, --name or --version")
-		}
-		it, _, err := parseObjectID(f.id, collections...)
-		if err != nil {
-			return nil, err
-		}
-		if err := a.checkVaultHost(it.base); err != nil {
-			return nil, err
-		}
-		return it, nil
-	}
-	if f.vault == "" || f.name == "" {
-		return nil, usageErrorf("usage error: --id | --vault-name VAULT --name NAME [--version VERSION]")
-	}
-	if !objectNameRE.MatchString(f.name) {
-		return nil, usageErrorf("argument --name/-n: invalid secret name %q (1-127 letters, digits and hyphens)", f.name)
-	}
-	if !versionNameRE.MatchString(f.version) {
-		return nil, usageErrorf("argument --version/-v: invalid version %q", f.version)
-	}
-	base, err := a.vaultURL(f.vault)
-	if err != nil {
-		return nil, err
-	}
-	return &kvItem{base: base, name: f.name, version: f.version}, nil
-}
-
-// listBase resolves --vault-name or a vault URL in --id.
-func (a *app) listBase(vault, id string) (string, error) {
-	switch {
-	case id != "" && vault != "":
-		return "", usageErrorf("usage error: --id cannot be combined with --vault-name")
-	case id != "":
-		base, err := parseVaultID(id)
-		if err != nil {
-			return "", err
-		}
-		return base, a.checkVaultHost(base)
-	case vault == "":
-		return "", usageErrorf("the following arguments are required: --vault-name")
-	}
-	return a.vaultURL(vault)
-}
 
 func checkMaxResults(n int) error {
 	if n < 0 || n > 1<<20 {
@@ -181,7 +112,7 @@ func newSecretCmd(a *app) *cobra.Command {
 }
 
 func newSecretSetCmd(a *app) *cobra.Command {
-	var f secretFlags
+	var f objFlags
 	var attrs secretAttrs
 	var value, file, encoding string
 	var disabled triBool
@@ -227,7 +158,7 @@ func newSecretSetCmd(a *app) *cobra.Command {
 			if len(attr) > 0 {
 				body["attributes"] = attr
 			}
-			it, err := a.secretItem(&f)
+			it, err := a.item(secretObject, &f)
 			if err != nil {
 				return err
 			}
@@ -238,7 +169,7 @@ func newSecretSetCmd(a *app) *cobra.Command {
 			return a.print(withName(v))
 		},
 	}
-	f.bind(cmd, false, false)
+	f.bind(cmd, secretObject, false, false)
 	attrs.bind(cmd)
 	cmd.Flags().StringVar(&value, "value", "", "Plain text secret value. Cannot be used with --file.")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "Source file for the secret. Use in conjunction with --encoding.")
@@ -248,117 +179,26 @@ func newSecretSetCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// secretGet runs a request against one secret and prints the result.
-func (a *app) secretGet(cmd *cobra.Command, f *secretFlags, method, coll, suffix string, collections ...string) error {
-	if len(collections) == 0 {
-		collections = []string{"secrets"}
-	}
-	it, err := a.secretItem(f, collections...)
-	if err != nil {
-		return err
-	}
-	path := "/" + coll + "/" + it.name + suffix
-	if suffix == "" && coll == "secrets" && method == http.MethodGet {
-		path += "/" + it.version // version "" gives /secrets/{name}/, as the SDKs send
-	}
-	v, err := a.kv(cmd.Context(), method, kvURL(it.base, path, nil), nil)
-	if err != nil {
-		return err
-	}
-	return a.print(withName(v))
-}
-
-// secretCallCmd is a secret verb that is one secretGet call on the secret
-// the flags name; withVersion adds --version.
-func secretCallCmd(a *app, use, short string, withVersion bool, method, coll, suffix string, collections ...string) *cobra.Command {
-	var f secretFlags
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.secretGet(cmd, &f, method, coll, suffix, collections...)
-		},
-	}
-	f.bind(cmd, withVersion, true)
-	return cmd
-}
-
 func newSecretShowCmd(a *app) *cobra.Command {
-	return secretCallCmd(a, "show", "Get a specified secret from a given key vault.", true, http.MethodGet, "secrets", "")
+	return objCallCmd(a, secretObject, "show", "Get a specified secret from a given key vault.", true, http.MethodGet, "secrets", "")
 }
 
 func newSecretListCmd(a *app) *cobra.Command {
-	var vault, id string
-	var max int
-	var includeManaged triBool
-	cmd := &cobra.Command{
-		Use: "list", Short: "List secrets in a specified key vault.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(base, "/secrets", pageQuery(max)), 0)
-			if err != nil {
-				return err
-			}
-			out := []any{}
-			for _, it := range items {
-				m, _ := it.(map[string]any)
-				if managed, _ := m["managed"].(bool); managed && !(includeManaged.set && includeManaged.val) {
-					continue
-				}
-				out = append(out, withName(it))
-				if max > 0 && len(out) >= max {
-					break
-				}
-			}
-			return a.print(out)
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault. If specified all other 'Id' arguments should be omitted.")
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	cmd.Flags().Var(&includeManaged, "include-managed", "Include managed secrets.")
-	cmd.Flags().Lookup("include-managed").NoOptDefVal = "true"
-	return cmd
+	return managedListCmd(a, secretObject, "list", "List secrets in a specified key vault.", "/secrets", true)
 }
 
 func newSecretListVersionsCmd(a *app) *cobra.Command {
-	var f secretFlags
-	var max int
-	cmd := &cobra.Command{
-		Use: "list-versions", Short: "List all versions of the specified secret.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			it, err := a.secretItem(&f, "secrets")
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(it.base, "/secrets/"+it.name+"/versions", pageQuery(max)), max)
-			if err != nil {
-				return err
-			}
-			return a.print(withNames(items))
-		},
-	}
-	f.bind(cmd, false, true)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	return cmd
+	return listVersionsCmd(a, secretObject, "List all versions of the specified secret.")
 }
 
 func newSecretSetAttributesCmd(a *app) *cobra.Command {
-	var f secretFlags
+	var f objFlags
 	var attrs secretAttrs
 	var enabled triBool
 	cmd := &cobra.Command{
 		Use: "set-attributes", Short: "Update a secret's attributes (not its value).", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			it, err := a.secretItem(&f, "secrets")
+			it, err := a.item(secretObject, &f)
 			if err != nil {
 				return err
 			}
@@ -380,7 +220,7 @@ func newSecretSetAttributesCmd(a *app) *cobra.Command {
 			return a.print(withName(v))
 		},
 	}
-	f.bind(cmd, true, true)
+	f.bind(cmd, secretObject, true, true)
 	attrs.bind(cmd)
 	cmd.Flags().Var(&enabled, "enabled", "Enable the secret.")
 	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
@@ -388,115 +228,29 @@ func newSecretSetAttributesCmd(a *app) *cobra.Command {
 }
 
 func newSecretDeleteCmd(a *app) *cobra.Command {
-	return secretCallCmd(a, "delete", "Delete all versions of a secret (recoverable while soft-deleted).", false, http.MethodDelete, "secrets", "")
+	return objCallCmd(a, secretObject, "delete", "Delete all versions of a secret (recoverable while soft-deleted).", false, http.MethodDelete, "secrets", "")
 }
 
 func newSecretShowDeletedCmd(a *app) *cobra.Command {
-	return secretCallCmd(a, "show-deleted", "Get the specified deleted secret.", false, http.MethodGet, "deletedsecrets", "", "deletedsecrets")
+	return objCallCmd(a, secretObject, "show-deleted", "Get the specified deleted secret.", false, http.MethodGet, "deletedsecrets", "", "deletedsecrets")
 }
 
 func newSecretListDeletedCmd(a *app) *cobra.Command {
-	var vault, id string
-	var max int
-	cmd := &cobra.Command{
-		Use: "list-deleted", Short: "Lists deleted secrets for the specified vault.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkMaxResults(max); err != nil {
-				return err
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			items, err := a.kvList(cmd.Context(), kvURL(base, "/deletedsecrets", pageQuery(max)), max)
-			if err != nil {
-				return err
-			}
-			return a.print(withNames(items))
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault.")
-	cmd.Flags().IntVar(&max, "maxresults", 0, "Maximum number of results to return.")
-	return cmd
+	return vaultListCmd(a, "list-deleted", "Lists deleted secrets for the specified vault.", vaultIDHelp, "/deletedsecrets", false)
 }
 
 func newSecretRecoverCmd(a *app) *cobra.Command {
-	return secretCallCmd(a, "recover", "Recover a deleted secret to its latest version.", false, http.MethodPost, "deletedsecrets", "/recover", "deletedsecrets", "secrets")
+	return objCallCmd(a, secretObject, "recover", "Recover a deleted secret to its latest version.", false, http.MethodPost, "deletedsecrets", "/recover", "deletedsecrets", "secrets")
 }
 
 func newSecretPurgeCmd(a *app) *cobra.Command {
-	return secretCallCmd(a, "purge", "Permanently delete the specified deleted secret.", false, http.MethodDelete, "deletedsecrets", "", "deletedsecrets", "secrets")
+	return objCallCmd(a, secretObject, "purge", "Permanently delete the specified deleted secret.", false, http.MethodDelete, "deletedsecrets", "", "deletedsecrets", "secrets")
 }
 
 func newSecretBackupCmd(a *app) *cobra.Command {
-	var f secretFlags
-	var file string
-	cmd := &cobra.Command{
-		Use: "backup", Short: "Back up the specified secret (all versions) to a file.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			it, err := a.secretItem(&f, "secrets")
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/secrets/"+it.name+"/backup", nil), nil)
-			if err != nil {
-				return err
-			}
-			m, _ := v.(map[string]any)
-			s, _ := m["value"].(string)
-			blob, err := base64.RawURLEncoding.DecodeString(trimPad(s))
-			if err != nil || len(blob) == 0 {
-				return &azerr.Error{Message: "the server returned an invalid backup blob"}
-			}
-			// The blob is sealed by the server but still sensitive: owner-only.
-			if err := os.WriteFile(file, blob, 0o600); err != nil {
-				return fmt.Errorf("writing %s: %w", file, err)
-			}
-			return nil
-		},
-	}
-	f.bind(cmd, false, true)
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local file path in which to store secret backup.")
-	return cmd
-}
-
-func trimPad(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '=' {
-		s = s[:len(s)-1]
-	}
-	return s
+	return backupCmd(a, secretObject, "Back up the specified secret (all versions) to a file.")
 }
 
 func newSecretRestoreCmd(a *app) *cobra.Command {
-	var vault, id, file string
-	cmd := &cobra.Command{
-		Use: "restore", Short: "Restore a backed up secret to a vault.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usageErrorf("the following arguments are required: --file/-f")
-			}
-			base, err := a.listBase(vault, id)
-			if err != nil {
-				return err
-			}
-			blob, err := readFileLimited(file, maxBackupBytes)
-			if err != nil {
-				return usageErrorf("argument --file/-f: %v", err)
-			}
-			body := map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(base, "/secrets/restore", nil), body)
-			if err != nil {
-				return err
-			}
-			return a.print(withName(v))
-		},
-	}
-	cmd.Flags().StringVar(&vault, "vault-name", "", "Name of the Key Vault.")
-	cmd.Flags().StringVar(&id, "id", "", "Full URI of the Vault.")
-	cmd.Flags().StringVarP(&file, "file", "f", "", "Local secret backup from which to restore secret.")
-	return cmd
+	return restoreCmd(a, secretObject, "Restore a backed up secret to a vault.")
 }
