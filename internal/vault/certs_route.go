@@ -63,9 +63,7 @@ func isCertOp(op opKind) bool { _, ok := certOpSpecs[op]; return ok }
 
 // isCertPath reports whether the path names the certificate collections.
 func isCertPath(path string) bool {
-	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	first = strings.ToLower(first)
-	return first == "certificates" || first == "deletedcertificates"
+	return firstSegmentIn(path, "certificates", "deletedcertificates")
 }
 
 func errCertNotFound(nameOrID string) *azerr.Error {
@@ -97,36 +95,13 @@ func errCertContactsUnsupported() *azerr.Error {
 
 // parseCertPath routes /certificates/... and /deletedcertificates/... .
 func parseCertPath(method, path string) (route, *azerr.Error) {
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(segs) > 1 && segs[len(segs)-1] == "" {
-		segs = segs[:len(segs)-1] // one trailing slash is tolerated
-	}
-	for _, s := range segs {
-		if s == "" {
-			return route{}, errRouteNotFound(method, path)
-		}
+	segs, _ := splitPath(path)
+	if hasEmptySegment(segs) {
+		return route{}, errRouteNotFound(method, path)
 	}
 	collection := strings.ToLower(segs[0])
 	rest := segs[1:]
-	pick := func(m map[string]opKind) (opKind, *azerr.Error) {
-		if op, ok := m[method]; ok {
-			return op, nil
-		}
-		return opInvalid, errMethodNotAllowed(method, path)
-	}
-	named := func(m map[string]opKind, name, version string) (route, *azerr.Error) {
-		op, err := pick(m)
-		if err != nil {
-			return route{}, err
-		}
-		if !validName(name) {
-			return route{}, errInvalidName(name)
-		}
-		if version != "" && !versionRE.MatchString(version) {
-			return route{}, errCertNotFound(name + "/" + version)
-		}
-		return route{Op: op, Name: name, Version: strings.ToLower(version)}, nil
-	}
+	rt := pathRouter{method: method, path: path, notFound: errCertNotFound}
 	switch collection {
 	case "certificates":
 		if len(rest) > 0 {
@@ -139,44 +114,44 @@ func parseCertPath(method, path string) (route, *azerr.Error) {
 		}
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opCertList})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opCertList})
 			return route{Op: op}, err
 		case 1:
 			if strings.EqualFold(rest[0], "restore") && method == http.MethodPost {
 				return route{Op: opCertRestore}, nil
 			}
-			return named(map[string]opKind{http.MethodGet: opCertGet, http.MethodDelete: opCertDelete, http.MethodPatch: opCertUpdate}, rest[0], "")
+			return rt.named(map[string]opKind{http.MethodGet: opCertGet, http.MethodDelete: opCertDelete, http.MethodPatch: opCertUpdate}, rest[0], "")
 		case 2:
 			switch strings.ToLower(rest[1]) {
 			case "create":
-				return named(map[string]opKind{http.MethodPost: opCertCreate}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opCertCreate}, rest[0], "")
 			case "import":
-				return named(map[string]opKind{http.MethodPost: opCertImport}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opCertImport}, rest[0], "")
 			case "versions":
-				return named(map[string]opKind{http.MethodGet: opCertListVersions}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodGet: opCertListVersions}, rest[0], "")
 			case "backup":
-				return named(map[string]opKind{http.MethodPost: opCertBackup}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opCertBackup}, rest[0], "")
 			case "policy":
-				return named(map[string]opKind{http.MethodGet: opCertPolicyGet, http.MethodPatch: opCertPolicyUpdate}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodGet: opCertPolicyGet, http.MethodPatch: opCertPolicyUpdate}, rest[0], "")
 			case "pending":
-				return named(map[string]opKind{http.MethodGet: opCertOpGet, http.MethodPatch: opCertOpUpdate, http.MethodDelete: opCertOpDelete}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodGet: opCertOpGet, http.MethodPatch: opCertOpUpdate, http.MethodDelete: opCertOpDelete}, rest[0], "")
 			}
-			return named(map[string]opKind{http.MethodGet: opCertGet, http.MethodPatch: opCertUpdate}, rest[0], rest[1])
+			return rt.named(map[string]opKind{http.MethodGet: opCertGet, http.MethodPatch: opCertUpdate}, rest[0], rest[1])
 		case 3:
 			if strings.EqualFold(rest[1], "pending") && strings.EqualFold(rest[2], "merge") {
-				return named(map[string]opKind{http.MethodPost: opCertMerge}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opCertMerge}, rest[0], "")
 			}
 		}
 	case "deletedcertificates":
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opCertListDeleted})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opCertListDeleted})
 			return route{Op: op}, err
 		case 1:
-			return named(map[string]opKind{http.MethodGet: opCertGetDeleted, http.MethodDelete: opCertPurge}, rest[0], "")
+			return rt.named(map[string]opKind{http.MethodGet: opCertGetDeleted, http.MethodDelete: opCertPurge}, rest[0], "")
 		case 2:
 			if strings.EqualFold(rest[1], "recover") {
-				return named(map[string]opKind{http.MethodPost: opCertRecover}, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opCertRecover}, rest[0], "")
 			}
 		}
 	}

@@ -94,10 +94,7 @@ var cryptoOps = map[string]struct {
 // parseKeyPath routes /keys/... and /deletedkeys/... . The SDKs send an
 // empty version for the latest one: /keys/{name}/ and /keys/{name}//sign.
 func parseKeyPath(method, path string) (route, *azerr.Error) {
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(segs) > 1 && segs[len(segs)-1] == "" {
-		segs = segs[:len(segs)-1] // one trailing slash is tolerated
-	}
+	segs, _ := splitPath(path)
 	for i, s := range segs {
 		// Only the version of a crypto operation may be empty.
 		if s == "" && (i != 2 || len(segs) != 4) {
@@ -106,71 +103,37 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 	}
 	collection := strings.ToLower(segs[0])
 	rest := segs[1:]
-	pick := func(m map[string]opKind) (opKind, *azerr.Error) {
-		if op, ok := m[method]; ok {
-			return op, nil
-		}
-		return opInvalid, errMethodNotAllowed(method, path)
-	}
-	named := func(op opKind, name, version string) (route, *azerr.Error) {
-		if !validName(name) {
-			return route{}, errInvalidName(name)
-		}
-		if version != "" && !versionRE.MatchString(version) {
-			return route{}, errKeyNotFound(name + "/" + version)
-		}
-		return route{Op: op, Name: name, Version: strings.ToLower(version)}, nil
-	}
+	rt := pathRouter{method: method, path: path, notFound: errKeyNotFound}
 	switch collection {
 	case "keys":
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opKeyList})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opKeyList})
 			return route{Op: op}, err
 		case 1:
 			if strings.EqualFold(rest[0], "restore") && method == http.MethodPost {
 				return route{Op: opKeyRestore}, nil
 			}
-			op, err := pick(map[string]opKind{
+			return rt.named(map[string]opKind{
 				http.MethodPut: opKeyImport, http.MethodGet: opKeyGet, http.MethodDelete: opKeyDelete, http.MethodPatch: opKeyUpdate,
-			})
-			if err != nil {
-				return route{}, err
-			}
-			return named(op, rest[0], "")
+			}, rest[0], "")
 		case 2:
 			switch strings.ToLower(rest[1]) {
 			case "versions":
-				op, err := pick(map[string]opKind{http.MethodGet: opKeyListVersions})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodGet: opKeyListVersions}, rest[0], "")
 			case "create":
-				op, err := pick(map[string]opKind{http.MethodPost: opKeyCreate})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opKeyCreate}, rest[0], "")
 			case "backup":
-				op, err := pick(map[string]opKind{http.MethodPost: opKeyBackup})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opKeyBackup}, rest[0], "")
 			case "rotate":
-				op, err := pick(map[string]opKind{http.MethodPost: opKeyRotate})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opKeyRotate}, rest[0], "")
 			case "rotationpolicy":
 				return route{}, azerr.BadParameter("Key rotation policies (automatic rotation) are not supported by keyhaven; rotate keys on demand with rotate.")
 			}
 			// The Go SDK joins an empty version away: /keys/{name}/sign is
 			// the latest version's sign (a version is never an operation name).
 			if c, ok := cryptoOps[strings.ToLower(rest[1])]; ok && method == http.MethodPost {
-				return named(c.op, rest[0], "")
+				return rt.name(c.op, rest[0], "")
 			}
 			switch strings.ToLower(rest[1]) {
 			case "release":
@@ -178,18 +141,14 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 			case "attestation":
 				return route{}, errHSMUnsupported()
 			}
-			op, err := pick(map[string]opKind{http.MethodGet: opKeyGet, http.MethodPatch: opKeyUpdate})
-			if err != nil {
-				return route{}, err
-			}
-			return named(op, rest[0], rest[1])
+			return rt.named(map[string]opKind{http.MethodGet: opKeyGet, http.MethodPatch: opKeyUpdate}, rest[0], rest[1])
 		case 3:
 			last := strings.ToLower(rest[2])
 			if c, ok := cryptoOps[last]; ok {
 				if method != http.MethodPost {
 					return route{}, errMethodNotAllowed(method, path)
 				}
-				return named(c.op, rest[0], rest[1])
+				return rt.name(c.op, rest[0], rest[1])
 			}
 			if last == "release" || last == "export" {
 				return route{}, errNotExportable()
@@ -201,21 +160,13 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 	case "deletedkeys":
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opKeyListDeleted})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opKeyListDeleted})
 			return route{Op: op}, err
 		case 1:
-			op, err := pick(map[string]opKind{http.MethodGet: opKeyGetDeleted, http.MethodDelete: opKeyPurge})
-			if err != nil {
-				return route{}, err
-			}
-			return named(op, rest[0], "")
+			return rt.named(map[string]opKind{http.MethodGet: opKeyGetDeleted, http.MethodDelete: opKeyPurge}, rest[0], "")
 		case 2:
 			if strings.EqualFold(rest[1], "recover") {
-				op, err := pick(map[string]opKind{http.MethodPost: opKeyRecover})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opKeyRecover}, rest[0], "")
 			}
 		}
 	}
@@ -223,8 +174,4 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 }
 
 // isKeyPath reports whether the path names the keys collections.
-func isKeyPath(path string) bool {
-	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	first = strings.ToLower(first)
-	return first == "keys" || first == "deletedkeys"
-}
+func isKeyPath(path string) bool { return firstSegmentIn(path, "keys", "deletedkeys") }

@@ -131,50 +131,24 @@ func parsePath(method, path string) (route, *azerr.Error) {
 	if isCertPath(path) {
 		return parseCertPath(method, path)
 	}
-	p := strings.TrimPrefix(path, "/")
-	segs := strings.Split(p, "/")
-	// A single trailing slash is tolerated on every route (the SDKs send
-	// "/secrets/{name}/" for the latest version).
-	trailing := len(segs) > 1 && segs[len(segs)-1] == ""
-	if trailing {
-		segs = segs[:len(segs)-1]
-	}
-	for _, s := range segs {
-		if s == "" {
-			return route{}, errRouteNotFound(method, path)
-		}
-	}
-	if len(segs) == 0 {
+	segs, trailing := splitPath(path)
+	if hasEmptySegment(segs) {
 		return route{}, errRouteNotFound(method, path)
 	}
 	collection := strings.ToLower(segs[0])
 	rest := segs[1:]
-	pick := func(m map[string]opKind) (opKind, *azerr.Error) {
-		if op, ok := m[method]; ok {
-			return op, nil
-		}
-		return opInvalid, errMethodNotAllowed(method, path)
-	}
-	named := func(op opKind, name, version string) (route, *azerr.Error) {
-		if !validName(name) {
-			return route{}, errInvalidName(name)
-		}
-		if version != "" && !versionRE.MatchString(version) {
-			return route{}, errSecretNotFound(name + "/" + version)
-		}
-		return route{Op: op, Name: name, Version: strings.ToLower(version)}, nil
-	}
+	rt := pathRouter{method: method, path: path, notFound: errSecretNotFound}
 	switch collection {
 	case "secrets":
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opList})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opList})
 			return route{Op: op}, err
 		case 1:
 			if method == http.MethodPost && strings.EqualFold(rest[0], "restore") {
 				return route{Op: opRestore}, nil
 			}
-			op, err := pick(map[string]opKind{
+			op, err := rt.pick(map[string]opKind{
 				http.MethodPut: opSet, http.MethodGet: opGet, http.MethodDelete: opDelete, http.MethodPatch: opUpdate,
 			})
 			if err != nil {
@@ -185,48 +159,98 @@ func parsePath(method, path string) (route, *azerr.Error) {
 				// slot; Key Vault only sets at /secrets/{name}.
 				return route{}, errRouteNotFound(method, path)
 			}
-			return named(op, rest[0], "")
+			return rt.name(op, rest[0], "")
 		case 2:
 			switch {
 			case strings.EqualFold(rest[1], "versions"):
-				op, err := pick(map[string]opKind{http.MethodGet: opListVersions})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodGet: opListVersions}, rest[0], "")
 			case strings.EqualFold(rest[1], "backup"):
-				op, err := pick(map[string]opKind{http.MethodPost: opBackup})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opBackup}, rest[0], "")
 			}
-			op, err := pick(map[string]opKind{http.MethodGet: opGet, http.MethodPatch: opUpdate})
-			if err != nil {
-				return route{}, err
-			}
-			return named(op, rest[0], rest[1])
+			return rt.named(map[string]opKind{http.MethodGet: opGet, http.MethodPatch: opUpdate}, rest[0], rest[1])
 		}
 	case "deletedsecrets":
 		switch len(rest) {
 		case 0:
-			op, err := pick(map[string]opKind{http.MethodGet: opListDeleted})
+			op, err := rt.pick(map[string]opKind{http.MethodGet: opListDeleted})
 			return route{Op: op}, err
 		case 1:
-			op, err := pick(map[string]opKind{http.MethodGet: opGetDeleted, http.MethodDelete: opPurge})
-			if err != nil {
-				return route{}, err
-			}
-			return named(op, rest[0], "")
+			return rt.named(map[string]opKind{http.MethodGet: opGetDeleted, http.MethodDelete: opPurge}, rest[0], "")
 		case 2:
 			if strings.EqualFold(rest[1], "recover") {
-				op, err := pick(map[string]opKind{http.MethodPost: opRecover})
-				if err != nil {
-					return route{}, err
-				}
-				return named(op, rest[0], "")
+				return rt.named(map[string]opKind{http.MethodPost: opRecover}, rest[0], "")
 			}
 		}
 	}
 	return route{}, errRouteNotFound(method, path)
+}
+
+// splitPath splits a path relative to the vault into its segments; a
+// single trailing slash is tolerated on every route (the SDKs send
+// "/secrets/{name}/" for the latest version) and reported as trailing.
+func splitPath(path string) (segs []string, trailing bool) {
+	segs = strings.Split(strings.TrimPrefix(path, "/"), "/")
+	trailing = len(segs) > 1 && segs[len(segs)-1] == ""
+	if trailing {
+		segs = segs[:len(segs)-1]
+	}
+	return segs, trailing
+}
+
+func hasEmptySegment(segs []string) bool {
+	for _, s := range segs {
+		if s == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// firstSegmentIn reports whether the path's first segment is one of the
+// (lower-case) collections.
+func firstSegmentIn(path string, collections ...string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	first = strings.ToLower(first)
+	for _, c := range collections {
+		if first == c {
+			return true
+		}
+	}
+	return false
+}
+
+// pathRouter holds the steps every collection's parser shares.
+type pathRouter struct {
+	method, path string
+	// notFound reports a version that is not 32 hex digits: it cannot
+	// exist, so it is not found rather than malformed, like Key Vault.
+	notFound func(nameOrID string) *azerr.Error
+}
+
+// pick is the operation the method selects among m.
+func (p pathRouter) pick(m map[string]opKind) (opKind, *azerr.Error) {
+	if op, ok := m[p.method]; ok {
+		return op, nil
+	}
+	return opInvalid, errMethodNotAllowed(p.method, p.path)
+}
+
+// name is op on the object name (and version, "" for the latest), checked.
+func (p pathRouter) name(op opKind, name, version string) (route, *azerr.Error) {
+	if !validName(name) {
+		return route{}, errInvalidName(name)
+	}
+	if version != "" && !versionRE.MatchString(version) {
+		return route{}, p.notFound(name + "/" + version)
+	}
+	return route{Op: op, Name: name, Version: strings.ToLower(version)}, nil
+}
+
+// named is the operation the method selects among m, on name and version.
+func (p pathRouter) named(m map[string]opKind, name, version string) (route, *azerr.Error) {
+	op, err := p.pick(m)
+	if err != nil {
+		return route{}, err
+	}
+	return p.name(op, name, version)
 }
