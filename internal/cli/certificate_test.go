@@ -2,12 +2,10 @@ package cli
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -25,15 +23,10 @@ func TestCertificateCommands(t *testing.T) {
 	f := newFakeServer(t)
 	base := "https://myvault.vault.localhost:" + f.port
 	pendingPolls := 0
-	f.handle = func(w http.ResponseWriter, r *http.Request, body []byte) {
-		if !strings.HasPrefix(r.Host, "myvault.vault.localhost:") {
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "NotFound", "message": "wrong host " + r.Host}})
-			return
-		}
+	fakeVault(f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		switch {
 		case r.URL.Path == "/certificates/missing/":
-			w.Header().Set("x-ms-error-code", "CertificateNotFound")
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "CertificateNotFound", "message": "A certificate with (name/id) missing was not found in this key vault."}})
+			writeNotFound(w, "CertificateNotFound", "A certificate with (name/id) missing was not found in this key vault.")
 		case r.URL.Path == "/certificates/slow/create":
 			writeJSON(w, 202, map[string]any{"id": base + "/certificates/slow/pending", "status": "inProgress", "issuer": map[string]any{"name": "Self"}})
 		case r.URL.Path == "/certificates/slow/pending":
@@ -52,7 +45,7 @@ func TestCertificateCommands(t *testing.T) {
 		default:
 			writeJSON(w, 200, certBundle(f, "c1", "v1"))
 		}
-	}
+	})
 	h := newHarness(t)
 	h.login(f)
 	dir := t.TempDir()
@@ -69,17 +62,7 @@ func TestCertificateCommands(t *testing.T) {
 	exists := filepath.Join(dir, "exists")
 	_ = os.WriteFile(exists, nil, 0o600)
 
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantMethod string
-		wantPath   string
-		wantBody   map[string]any
-		wantOut    string
-		wantErr    string
-		wantReqs   int
-	}{
+	tests := []kvCase{
 		{name: "ok/create-policy-file-az-shape", args: []string{"keyvault", "certificate", "create", "--vault-name", "myvault", "-n", "c1", "-p", "@" + policyFile, "--tags", "env=prod", "--validity", "6"},
 			wantMethod: "POST", wantPath: "/certificates/c1/create", wantReqs: 2, wantOut: `"name": "c1"`,
 			wantBody: map[string]any{"policy": map[string]any{"issuer": map[string]any{"name": "Self"},
@@ -148,48 +131,7 @@ func TestCertificateCommands(t *testing.T) {
 		{name: "fail/too-many-tags", args: []string{"keyvault", "certificate", "set-attributes", "--vault-name", "myvault", "-n", "c1", "--tags",
 			"a=1", "b=1", "c=1", "d=1", "e=1", "f=1", "g=1", "h=1", "i=1", "j=1", "k=1", "l=1", "m=1", "n=1", "o=1", "p=1"}, wantCode: 2},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f.reset()
-			out, errOut, code := h.run(tc.args...)
-			if code != tc.wantCode {
-				t.Fatalf("exit %d want %d; stderr %q", code, tc.wantCode, errOut)
-			}
-			if tc.wantErr != "" && errOut != tc.wantErr {
-				t.Fatalf("stderr %q want %q", errOut, tc.wantErr)
-			}
-			if !strings.Contains(out, tc.wantOut) {
-				t.Fatalf("stdout %q lacks %q", out, tc.wantOut)
-			}
-			dp := f.requests(func(r recorded) bool { return strings.HasPrefix(r.Host, "myvault.") })
-			if tc.wantMethod == "" {
-				if len(dp) != 0 {
-					t.Fatalf("sent %+v", dp)
-				}
-				return
-			}
-			want := tc.wantReqs
-			if want == 0 {
-				want = 1
-			}
-			if len(dp) != want {
-				t.Fatalf("data-plane requests: %+v", dp)
-			}
-			r := dp[0]
-			if r.Method != tc.wantMethod || r.Path != tc.wantPath || !strings.Contains(r.Query, "api-version=") {
-				t.Fatalf("got %s %s?%s, want %s %s", r.Method, r.Path, r.Query, tc.wantMethod, tc.wantPath)
-			}
-			if tc.wantBody != nil {
-				var got map[string]any
-				if err := json.Unmarshal(r.Body, &got); err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(got, tc.wantBody) {
-					t.Fatalf("body %v\nwant %v", got, tc.wantBody)
-				}
-			}
-		})
-	}
+	runKVCases(t, f, h, tests)
 	if pendingPolls != 1 {
 		t.Fatalf("pending polled %d times", pendingPolls)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -31,15 +30,10 @@ func keyBundle(f *fakeServer, name, version string) map[string]any {
 func TestKeyCommands(t *testing.T) {
 	f := newFakeServer(t)
 	kid := func(name string) string { return "https://myvault.vault.localhost:" + f.port + "/keys/" + name }
-	f.handle = func(w http.ResponseWriter, r *http.Request, body []byte) {
-		if !strings.HasPrefix(r.Host, "myvault.vault.localhost:") {
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "NotFound", "message": "wrong host " + r.Host}})
-			return
-		}
+	fakeVault(f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		switch {
 		case r.URL.Path == "/keys/missing/":
-			w.Header().Set("x-ms-error-code", "KeyNotFound")
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "KeyNotFound", "message": "A key with (name/id) missing was not found in this key vault."}})
+			writeNotFound(w, "KeyNotFound", "A key with (name/id) missing was not found in this key vault.")
 		case r.URL.Path == "/keys/k1/backup":
 			writeJSON(w, 200, map[string]any{"value": base64.RawURLEncoding.EncodeToString([]byte("sealed-key-blob"))})
 		case strings.HasSuffix(r.URL.Path, "/encrypt"), strings.HasSuffix(r.URL.Path, "/decrypt"), strings.HasSuffix(r.URL.Path, "/sign"):
@@ -56,7 +50,7 @@ func TestKeyCommands(t *testing.T) {
 		default:
 			writeJSON(w, 200, keyBundle(f, "k1", "v1"))
 		}
-	}
+	})
 	h := newHarness(t)
 	h.login(f)
 	dir := t.TempDir()
@@ -76,16 +70,7 @@ func TestKeyCommands(t *testing.T) {
 	digest := base64.StdEncoding.EncodeToString(make([]byte, 32))
 
 	vaultURL := "https://myvault.vault.localhost:" + f.port
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantMethod string
-		wantPath   string
-		wantBody   map[string]any
-		wantOut    string
-		wantErr    string
-	}{
+	tests := []kvCase{
 		{name: "ok/create-rsa", args: []string{"keyvault", "key", "create", "--vault-name", "myvault", "-n", "k1", "--kty", "RSA", "--size", "3072",
 			"--ops", "encrypt", "decrypt", "--tags", "env=prod", "--expires", "2030-01-02T03:04:05Z", "--protection", "software"},
 			wantMethod: "POST", wantPath: "/keys/k1/create",
@@ -103,7 +88,15 @@ func TestKeyCommands(t *testing.T) {
 			wantMethod: "PUT", wantPath: "/keys/k1",
 			wantBody: map[string]any{"key": map[string]any{"kty": "EC", "crv": "P-256", "x": b64u(pub[1:33]), "y": b64u(pub[33:]), "d": b64u(d), "key_ops": []any{"sign"}}}},
 		{name: "ok/import-pkcs1-rsa", args: []string{"keyvault", "key", "import", "--vault-name", "myvault", "-n", "k1", "--pem-file", rsaPEM},
-			wantMethod: "PUT", wantPath: "/keys/k1"},
+			wantMethod: "PUT", wantPath: "/keys/k1", check: func(t *testing.T, r recorded) {
+				var got struct {
+					Key map[string]string `json:"key"`
+				}
+				_ = json.Unmarshal(r.Body, &got)
+				if got.Key["kty"] != "RSA" || got.Key["n"] != b64u(rsaKey.N.Bytes()) || got.Key["d"] == "" || got.Key["qi"] == "" {
+					t.Fatalf("rsa jwk %v", got.Key)
+				}
+			}},
 		{name: "ok/show-latest", args: []string{"keyvault", "key", "show", "--vault-name", "myvault", "-n", "k1"},
 			wantMethod: "GET", wantPath: "/keys/k1/", wantOut: `"crv": "P-256"`},
 		{name: "ok/show-by-id", args: []string{"keyvault", "key", "show", "--id", vaultURL + "/keys/k1/v9"},
@@ -145,7 +138,7 @@ func TestKeyCommands(t *testing.T) {
 			wantMethod: "POST", wantPath: "/keys/k1/verify", wantBody: map[string]any{"alg": "PS256", "digest": b64u(make([]byte, 32)), "value": "AQID"},
 			wantOut: `"isValid": true`},
 		{name: "fail/not-found", args: []string{"keyvault", "key", "show", "--vault-name", "myvault", "-n", "missing"}, wantCode: 1,
-			wantErr: "ERROR: (KeyNotFound) A key with (name/id) missing was not found in this key vault.\n"},
+			wantErr: "ERROR: (KeyNotFound) A key with (name/id) missing was not found in this key vault.\n", wantMethod: "GET", wantPath: "/keys/missing/"},
 		{name: "fail/bad-kty", args: []string{"keyvault", "key", "create", "--vault-name", "myvault", "-n", "k1", "--kty", "DSA"}, wantCode: 2},
 		{name: "fail/bad-op", args: []string{"keyvault", "key", "create", "--vault-name", "myvault", "-n", "k1", "--ops", "fly"}, wantCode: 2},
 		{name: "fail/bad-curve", args: []string{"keyvault", "key", "create", "--vault-name", "myvault", "-n", "k1", "--curve", "X25519"}, wantCode: 2},
@@ -157,53 +150,7 @@ func TestKeyCommands(t *testing.T) {
 		{name: "fail/foreign-id-host", args: []string{"keyvault", "key", "show", "--id", "https://evil.example.com/keys/k1"}, wantCode: 2},
 		{name: "fail/secret-id", args: []string{"keyvault", "key", "show", "--id", vaultURL + "/secrets/k1"}, wantCode: 2},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f.reset()
-			out, errOut, code := h.run(tc.args...)
-			if code != tc.wantCode {
-				t.Fatalf("exit %d want %d; stderr %q", code, tc.wantCode, errOut)
-			}
-			if tc.wantErr != "" && errOut != tc.wantErr {
-				t.Fatalf("stderr %q want %q", errOut, tc.wantErr)
-			}
-			if !strings.Contains(out, tc.wantOut) {
-				t.Fatalf("stdout %q lacks %q", out, tc.wantOut)
-			}
-			dp := f.requests(func(r recorded) bool { return strings.HasPrefix(r.Host, "myvault.") })
-			if tc.wantMethod == "" {
-				if tc.wantCode == 2 && len(dp) != 0 {
-					t.Fatalf("a usage error sent %+v", dp)
-				}
-				return
-			}
-			if len(dp) != 1 {
-				t.Fatalf("data-plane requests: %+v", dp)
-			}
-			r := dp[0]
-			if r.Method != tc.wantMethod || r.Path != tc.wantPath || !strings.Contains(r.Query, "api-version=") {
-				t.Fatalf("got %s %s?%s, want %s %s", r.Method, r.Path, r.Query, tc.wantMethod, tc.wantPath)
-			}
-			if tc.wantBody != nil {
-				var got map[string]any
-				if err := json.Unmarshal(r.Body, &got); err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(got, tc.wantBody) {
-					t.Fatalf("body %v\nwant %v", got, tc.wantBody)
-				}
-			}
-			if tc.name == "ok/import-pkcs1-rsa" {
-				var got struct {
-					Key map[string]string `json:"key"`
-				}
-				_ = json.Unmarshal(r.Body, &got)
-				if got.Key["kty"] != "RSA" || got.Key["n"] != b64u(rsaKey.N.Bytes()) || got.Key["d"] == "" || got.Key["qi"] == "" {
-					t.Fatalf("rsa jwk %v", got.Key)
-				}
-			}
-		})
-	}
+	runKVCases(t, f, h, tests)
 	if b, err := os.ReadFile(backup); err != nil || string(b) != "sealed-key-blob" {
 		t.Fatalf("backup file: %q %v", b, err)
 	}

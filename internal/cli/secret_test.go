@@ -2,11 +2,9 @@ package cli
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -22,15 +20,10 @@ func secretBundle(f *fakeServer, name, version, value string) map[string]any {
 
 func TestSecretCommands(t *testing.T) {
 	f := newFakeServer(t)
-	f.handle = func(w http.ResponseWriter, r *http.Request, body []byte) {
-		if !strings.HasPrefix(r.Host, "myvault.vault.localhost:") {
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "NotFound", "message": "wrong host " + r.Host}})
-			return
-		}
+	fakeVault(f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		switch {
 		case r.URL.Path == "/secrets/missing/":
-			w.Header().Set("x-ms-error-code", "SecretNotFound")
-			writeJSON(w, 404, map[string]any{"error": map[string]any{"code": "SecretNotFound", "message": "A secret with (name/id) missing was not found in this key vault."}})
+			writeNotFound(w, "SecretNotFound", "A secret with (name/id) missing was not found in this key vault.")
 		case r.URL.Path == "/secrets/s1/backup":
 			writeJSON(w, 200, map[string]any{"value": base64.RawURLEncoding.EncodeToString([]byte("sealed-blob"))})
 		case r.URL.Path == "/secrets/restore":
@@ -45,7 +38,7 @@ func TestSecretCommands(t *testing.T) {
 		default:
 			writeJSON(w, 200, secretBundle(f, "s1", "v1", "the-value"))
 		}
-	}
+	})
 	h := newHarness(t)
 	h.login(f)
 	dir := t.TempDir()
@@ -54,16 +47,7 @@ func TestSecretCommands(t *testing.T) {
 	backup := filepath.Join(dir, "s1.bak")
 
 	vaultURL := "https://myvault.vault.localhost:" + f.port
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantMethod string
-		wantPath   string
-		wantBody   map[string]any
-		wantOut    string // substring of stdout
-		wantErr    string
-	}{
+	tests := []kvCase{
 		{name: "ok/set", args: []string{"keyvault", "secret", "set", "--vault-name", "myvault", "-n", "s1", "--value", "the-value",
 			"--tags", "env=prod", "team=", "--content-type", "text/plain", "--expires", "2030-01-02T03:04:05Z", "--disabled"},
 			wantMethod: "PUT", wantPath: "/secrets/s1",
@@ -110,54 +94,14 @@ func TestSecretCommands(t *testing.T) {
 		{name: "ok/restore", args: []string{"keyvault", "secret", "restore", "--vault-name", "myvault", "--file", backup},
 			wantMethod: "POST", wantPath: "/secrets/restore", wantBody: map[string]any{"value": base64.RawURLEncoding.EncodeToString([]byte("sealed-blob"))}},
 		{name: "fail/not-found", args: []string{"keyvault", "secret", "show", "--vault-name", "myvault", "-n", "missing"}, wantCode: 1,
-			wantErr: "ERROR: (SecretNotFound) A secret with (name/id) missing was not found in this key vault.\n"},
+			wantErr: "ERROR: (SecretNotFound) A secret with (name/id) missing was not found in this key vault.\n", wantMethod: "GET", wantPath: "/secrets/missing/"},
 		{name: "fail/value-and-file", args: []string{"keyvault", "secret", "set", "--vault-name", "myvault", "-n", "s1", "--value", "x", "--file", plain}, wantCode: 2},
 		{name: "fail/bad-secret-name", args: []string{"keyvault", "secret", "show", "--vault-name", "myvault", "-n", "a/b"}, wantCode: 2},
 		{name: "fail/bad-vault-name", args: []string{"keyvault", "secret", "show", "--vault-name", "x.evil", "-n", "s1"}, wantCode: 2},
 		{name: "fail/foreign-id-host", args: []string{"keyvault", "secret", "show", "--id", "https://evil.example.com/secrets/s1"}, wantCode: 2},
 		{name: "fail/utf8-file", args: []string{"keyvault", "secret", "set", "--vault-name", "myvault", "-n", "s1", "--file", plain}, wantCode: 2},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f.reset()
-			out, errOut, code := h.run(tc.args...)
-			if code != tc.wantCode {
-				t.Fatalf("exit %d want %d; stderr %q", code, tc.wantCode, errOut)
-			}
-			if tc.wantErr != "" && errOut != tc.wantErr {
-				t.Fatalf("stderr %q want %q", errOut, tc.wantErr)
-			}
-			if !strings.Contains(out, tc.wantOut) {
-				t.Fatalf("stdout %q lacks %q", out, tc.wantOut)
-			}
-			if tc.wantMethod == "" {
-				return
-			}
-			dp := f.requests(func(r recorded) bool { return strings.HasPrefix(r.Host, "myvault.") })
-			if len(dp) != 1 {
-				t.Fatalf("data-plane requests: %+v", dp)
-			}
-			r := dp[0]
-			if r.Method != tc.wantMethod || r.Path != tc.wantPath || !strings.Contains(r.Query, "api-version=7.5") {
-				t.Fatalf("got %s %s?%s, want %s %s?api-version=7.5", r.Method, r.Path, r.Query, tc.wantMethod, tc.wantPath)
-			}
-			if r.Host != "myvault.vault.localhost:"+f.port {
-				t.Fatalf("host %q", r.Host)
-			}
-			if aud := jwtClaims(strings.TrimPrefix(r.Auth, "Bearer "))["aud"]; aud != f.vaultAudience() {
-				t.Fatalf("token audience %v, want %s", aud, f.vaultAudience())
-			}
-			if tc.wantBody != nil {
-				var got map[string]any
-				if err := json.Unmarshal(r.Body, &got); err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(got, tc.wantBody) {
-					t.Fatalf("body %v\nwant %v", got, tc.wantBody)
-				}
-			}
-		})
-	}
+	runKVCases(t, f, h, tests)
 	if b, err := os.ReadFile(backup); err != nil || string(b) != "sealed-blob" {
 		t.Fatalf("backup file: %q %v", b, err)
 	}
