@@ -229,10 +229,7 @@ func (s *Service) backupSecret(rq *request) (int, any, error) {
 	var recs []store.Record
 	err := s.st.View(ctx, func(r store.Reader) error {
 		var err error
-		head, _, err = store.GetJSON[headRec](ctx, r, headKey(v.InternalID, lname))
-		if notFound(err) {
-			return errSecretNotFound(name)
-		}
+		head, _, err = getRec[headRec](ctx, r, headKey(v.InternalID, lname), errSecretNotFound(name))
 		if err != nil {
 			return err
 		}

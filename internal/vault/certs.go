@@ -132,19 +132,12 @@ func (rq *request) policyWire(name string, pr *certPolicyRec) *certPolicy {
 
 // certWireOf renders a version; bundle adds cer, kid, sid and the policy.
 func (rq *request) certWireOf(m *certMeta, bundle bool, pr *certPolicyRec) certWire {
-	enabled, created, updated, nbf, exp := m.Enabled, m.Created, m.Updated, m.NotBefore, m.Expires
+	nbf, exp := m.NotBefore, m.Expires
 	w := certWire{
-		ID:   rq.base + "/certificates/" + m.Name + "/" + m.Version,
-		X5t:  base64.RawURLEncoding.EncodeToString(m.X5t),
-		Tags: m.Tags,
-		Attributes: certAttrsWire{
-			Enabled: &enabled, NotBefore: &nbf, Expires: &exp,
-			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
-		},
-	}
-	if hasRecoverableDays(rq.api) {
-		d := retentionDays(rq.vault)
-		w.Attributes.RecoverableDays = &d
+		ID:         rq.base + "/certificates/" + m.Name + "/" + m.Version,
+		X5t:        base64.RawURLEncoding.EncodeToString(m.X5t),
+		Tags:       m.Tags,
+		Attributes: rq.attributes(m.Enabled, &nbf, &exp, m.Created, m.Updated),
 	}
 	if bundle {
 		w.Kid = rq.base + "/keys/" + m.Name + "/" + m.Version
@@ -513,28 +506,19 @@ func (s *Service) loadCertVersion(ctx context.Context, rq *request) (*certMeta, 
 	var m *certMeta
 	var pr *certPolicyRec
 	err := s.st.View(ctx, func(r store.Reader) error {
-		h, _, err := store.GetJSON[certHeadRec](ctx, r, certHeadKey(iid, lname))
-		if notFound(err) {
-			if version != "" {
-				return errCertNotFound(name + "/" + version)
-			}
-			return errCertNotFound(name)
-		}
+		h, _, err := getRec[certHeadRec](ctx, r, certHeadKey(iid, lname), errCertNotFound(nameOrID(name, version)))
 		if err != nil {
 			return err
 		}
 		if version == "" {
 			version = h.Meta.Version
 		}
-		m, _, err = store.GetJSON[certMeta](ctx, r, certVersionKey(iid, lname, version))
-		if notFound(err) {
-			return errCertNotFound(name + "/" + version)
-		}
+		m, _, err = getRec[certMeta](ctx, r, certVersionKey(iid, lname, version), errCertNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}
-		if strings.ToLower(m.Name) != lname || m.Version != version {
-			return errIntegrity(lname, fmt.Errorf("integrity: certificate record stored at %s/%s names %s/%s", lname, version, m.Name, m.Version))
+		if err := misplaced("certificate record", lname, version, m.Name, m.Version); err != nil {
+			return errIntegrity(lname, err)
 		}
 		pr, err = s.getPolicyRec(ctx, r, iid, lname)
 		return err
@@ -574,7 +558,7 @@ func (s *Service) pendingCert(rq *request) (any, bool, error) {
 	w := certWire{
 		ID:         rq.base + "/certificates/" + name + "/" + st.Op.RequestID,
 		Tags:       st.Op.Tags,
-		Attributes: certAttrsWire{Enabled: &f, RecoveryLevel: recoveryLevel(rq.vault)},
+		Attributes: attributesWire{Enabled: &f, RecoveryLevel: recoveryLevel(rq.vault)},
 		Policy:     rq.policyWire(name, &certPolicyRec{Policy: *st.Op.Policy}),
 		Pending:    &certPendingRef{ID: rq.base + "/certificates/" + name + "/pending"},
 	}
@@ -596,10 +580,7 @@ func (s *Service) updateCert(rq *request) (int, any, error) {
 	var m certMeta
 	var pr *certPolicyRec
 	err := s.update(ctx, func(tx store.Tx) error {
-		h, hv, err := store.GetJSON[certHeadRec](ctx, tx, certHeadKey(iid, lname))
-		if notFound(err) {
-			return errCertNotFound(name)
-		}
+		h, hv, err := getRec[certHeadRec](ctx, tx, certHeadKey(iid, lname), errCertNotFound(name))
 		if err != nil {
 			return err
 		}
@@ -607,10 +588,7 @@ func (s *Service) updateCert(rq *request) (int, any, error) {
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vm, vv, err := store.GetJSON[certMeta](ctx, tx, certVersionKey(iid, lname, version))
-		if notFound(err) {
-			return errCertNotFound(name + "/" + version)
-		}
+		vm, vv, err := getRec[certMeta](ctx, tx, certVersionKey(iid, lname, version), errCertNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}
@@ -775,10 +753,7 @@ func (s *Service) deleteCert(rq *request) (int, any, error) {
 	var d certDeletedRec
 	var pr *certPolicyRec
 	err := s.update(ctx, func(tx store.Tx) error {
-		h, hv, err := store.GetJSON[certHeadRec](ctx, tx, certHeadKey(iid, lname))
-		if notFound(err) {
-			return errCertNotFound(name)
-		}
+		h, hv, err := getRec[certHeadRec](ctx, tx, certHeadKey(iid, lname), errCertNotFound(name))
 		if err != nil {
 			return err
 		}
@@ -830,11 +805,7 @@ func (s *Service) deleteCert(rq *request) (int, any, error) {
 }
 
 func getDeletedCertRec(ctx context.Context, r store.Reader, iid, lname, name string) (*certDeletedRec, int64, error) {
-	d, dv, err := store.GetJSON[certDeletedRec](ctx, r, certDeletedKey(iid, lname))
-	if notFound(err) {
-		return nil, 0, errDeletedCertNotFound(name)
-	}
-	return d, dv, err
+	return getRec[certDeletedRec](ctx, r, certDeletedKey(iid, lname), errDeletedCertNotFound(name))
 }
 
 func (s *Service) getDeletedCert(rq *request) (int, any, error) {
@@ -1052,10 +1023,7 @@ func (s *Service) certOperation(rq *request) (int, any, error) {
 	}
 	var op certOpRec
 	err := s.update(ctx, func(tx store.Tx) error {
-		st, sv, err := store.GetJSON[certOpState](ctx, tx, certOpKey(iid, lname))
-		if notFound(err) {
-			return errCertOpNotFound(name)
-		}
+		st, sv, err := getRec[certOpState](ctx, tx, certOpKey(iid, lname), errCertOpNotFound(name))
 		if err != nil {
 			return err
 		}
@@ -1110,10 +1078,7 @@ func (s *Service) mergeCert(rq *request) (int, any, error) {
 	}
 	ctx := rq.r.Context()
 	iid, name, lname := rq.certNames()
-	st, _, err := store.GetJSON[certOpState](ctx, s.st, certOpKey(iid, lname))
-	if notFound(err) {
-		return 0, nil, errCertOpNotFound(name)
-	}
+	st, _, err := getRec[certOpState](ctx, s.st, certOpKey(iid, lname), errCertOpNotFound(name))
 	if err != nil {
 		return 0, nil, err
 	}

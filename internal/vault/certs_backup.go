@@ -37,10 +37,7 @@ func (s *Service) backupCert(rq *request) (int, any, error) {
 	var certs, keys, secrets []store.Record
 	err := s.st.View(ctx, func(r store.Reader) error {
 		var err error
-		head, _, err = store.GetJSON[certHeadRec](ctx, r, certHeadKey(iid, lname))
-		if notFound(err) {
-			return errCertNotFound(name)
-		}
+		head, _, err = getRec[certHeadRec](ctx, r, certHeadKey(iid, lname), errCertNotFound(name))
 		if err != nil {
 			return err
 		}

@@ -165,16 +165,6 @@ type certOpErr struct {
 
 // Wire shapes.
 
-type certAttrsWire struct {
-	Enabled         *bool  `json:"enabled,omitempty"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         *int64 `json:"created,omitempty"`
-	Updated         *int64 `json:"updated,omitempty"`
-	RecoveryLevel   string `json:"recoveryLevel,omitempty"`
-	RecoverableDays *int   `json:"recoverableDays,omitempty"`
-}
-
 // certWire is CertificateBundle, CertificateItem, DeletedCertificateBundle
 // and DeletedCertificateItem in one.
 type certWire struct {
@@ -184,7 +174,7 @@ type certWire struct {
 	X5t                string            `json:"x5t,omitempty"`
 	Cer                string            `json:"cer,omitempty"`
 	ContentType        string            `json:"contentType,omitempty"`
-	Attributes         certAttrsWire     `json:"attributes"`
+	Attributes         attributesWire    `json:"attributes"`
 	Tags               map[string]string `json:"tags,omitempty"`
 	Policy             *certPolicy       `json:"policy,omitempty"`
 	Pending            *certPendingRef   `json:"pending,omitempty"`

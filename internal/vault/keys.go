@@ -138,13 +138,9 @@ func (s *Service) dispatchKey(rq *request) (int, any, error) {
 // kid.
 func (rq *request) keyWireOf(m *keyMeta, bundle bool) keyWire {
 	kid := rq.base + "/keys/" + m.Name + "/" + m.Version
-	enabled, created, updated := m.Enabled, m.Created, m.Updated
 	w := keyWire{
-		Tags: m.Tags,
-		Attributes: attributesWire{
-			Enabled: &enabled, NotBefore: m.NotBefore, Expires: m.Expires,
-			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
-		},
+		Tags:       m.Tags,
+		Attributes: rq.attributes(m.Enabled, m.NotBefore, m.Expires, m.Created, m.Updated),
 	}
 	if m.Managed {
 		t := true
@@ -154,10 +150,6 @@ func (rq *request) keyWireOf(m *keyMeta, bundle bool) keyWire {
 		w.Key = m.jwk(kid)
 	} else {
 		w.Kid = kid
-	}
-	if hasRecoverableDays(rq.api) {
-		d := retentionDays(rq.vault)
-		w.Attributes.RecoverableDays = &d
 	}
 	return w
 }
@@ -225,10 +217,7 @@ func (s *Service) importKey(rq *request) (int, any, error) {
 func (s *Service) rotateKey(rq *request) (int, any, error) {
 	iid, name, lname := rq.keyNames()
 	ctx := rq.r.Context()
-	h, _, err := store.GetJSON[keyHeadRec](ctx, s.st, keyHeadKey(iid, lname))
-	if notFound(err) {
-		return 0, nil, errKeyNotFound(name)
-	}
+	h, _, err := getRec[keyHeadRec](ctx, s.st, keyHeadKey(iid, lname), errKeyNotFound(name))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -298,23 +287,14 @@ func (s *Service) loadKeyVersion(ctx context.Context, rq *request) (*keyVersionR
 	version := rq.route.Version
 	var vr *keyVersionRec
 	err := s.st.View(ctx, func(r store.Reader) error {
-		h, _, err := store.GetJSON[keyHeadRec](ctx, r, keyHeadKey(iid, lname))
-		if notFound(err) {
-			if version != "" {
-				return errKeyNotFound(name + "/" + version)
-			}
-			return errKeyNotFound(name)
-		}
+		h, _, err := getRec[keyHeadRec](ctx, r, keyHeadKey(iid, lname), errKeyNotFound(nameOrID(name, version)))
 		if err != nil {
 			return err
 		}
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vr, _, err = store.GetJSON[keyVersionRec](ctx, r, keyVersionKey(iid, lname, version))
-		if notFound(err) {
-			return errKeyNotFound(name + "/" + version)
-		}
+		vr, _, err = getRec[keyVersionRec](ctx, r, keyVersionKey(iid, lname, version), errKeyNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}
@@ -361,10 +341,7 @@ func (s *Service) updateKey(rq *request) (int, any, error) {
 	now := s.clk.Now().Unix()
 	var m keyMeta
 	err := s.update(ctx, func(tx store.Tx) error {
-		h, hv, err := store.GetJSON[keyHeadRec](ctx, tx, keyHeadKey(iid, lname))
-		if notFound(err) {
-			return errKeyNotFound(name)
-		}
+		h, hv, err := getRec[keyHeadRec](ctx, tx, keyHeadKey(iid, lname), errKeyNotFound(name))
 		if err != nil {
 			return err
 		}
@@ -372,10 +349,7 @@ func (s *Service) updateKey(rq *request) (int, any, error) {
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vr, vv, err := store.GetJSON[keyVersionRec](ctx, tx, keyVersionKey(iid, lname, version))
-		if notFound(err) {
-			return errKeyNotFound(name + "/" + version)
-		}
+		vr, vv, err := getRec[keyVersionRec](ctx, tx, keyVersionKey(iid, lname, version), errKeyNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}
@@ -413,10 +387,7 @@ func (s *Service) deleteKey(rq *request) (int, any, error) {
 	now := s.clk.Now().Unix()
 	var d keyDeletedRec
 	err := s.update(ctx, func(tx store.Tx) error {
-		h, hv, err := store.GetJSON[keyHeadRec](ctx, tx, keyHeadKey(iid, lname))
-		if notFound(err) {
-			return errKeyNotFound(name)
-		}
+		h, hv, err := getRec[keyHeadRec](ctx, tx, keyHeadKey(iid, lname), errKeyNotFound(name))
 		if err != nil {
 			return err
 		}
@@ -439,11 +410,7 @@ func (s *Service) deleteKey(rq *request) (int, any, error) {
 }
 
 func getDeletedKeyRec(ctx context.Context, r store.Reader, iid, lname, name string) (*keyDeletedRec, int64, error) {
-	d, dv, err := store.GetJSON[keyDeletedRec](ctx, r, keyDeletedKey(iid, lname))
-	if notFound(err) {
-		return nil, 0, errDeletedKeyNotFound(name)
-	}
-	return d, dv, err
+	return getRec[keyDeletedRec](ctx, r, keyDeletedKey(iid, lname), errDeletedKeyNotFound(name))
 }
 
 func (s *Service) getDeletedKey(rq *request) (int, any, error) {

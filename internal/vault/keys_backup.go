@@ -31,10 +31,7 @@ func (s *Service) backupKey(rq *request) (int, any, error) {
 	var recs []store.Record
 	err := s.st.View(ctx, func(r store.Reader) error {
 		var err error
-		head, _, err = store.GetJSON[keyHeadRec](ctx, r, keyHeadKey(iid, lname))
-		if notFound(err) {
-			return errKeyNotFound(name)
-		}
+		head, _, err = getRec[keyHeadRec](ctx, r, keyHeadKey(iid, lname), errKeyNotFound(name))
 		if err != nil {
 			return err
 		}

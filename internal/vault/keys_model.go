@@ -3,7 +3,6 @@ package vault
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -72,8 +71,8 @@ type keyVersionRec struct {
 
 // checkSlot verifies that a record read from (lname, version) belongs there.
 func (vr *keyVersionRec) checkSlot(lname, version string) error {
-	if strings.ToLower(vr.Name) != lname || vr.Version != version {
-		return errKeyIntegrity(lname, fmt.Errorf("integrity: key version record stored at %s/%s names %s/%s", lname, version, vr.Name, vr.Version))
+	if err := misplaced("key version record", lname, version, vr.Name, vr.Version); err != nil {
+		return errKeyIntegrity(lname, err)
 	}
 	return nil
 }

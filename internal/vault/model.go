@@ -55,8 +55,18 @@ type versionRec struct {
 // otherwise present its metadata, and with an aad taken from the record its
 // value, under the wrong name.
 func (vr *versionRec) checkSlot(lname, version string) error {
-	if strings.ToLower(vr.Name) != lname || vr.Version != version {
-		return errIntegrity(lname, fmt.Errorf("integrity: version record stored at %s/%s names %s/%s", lname, version, vr.Name, vr.Version))
+	if err := misplaced("version record", lname, version, vr.Name, vr.Version); err != nil {
+		return errIntegrity(lname, err)
+	}
+	return nil
+}
+
+// misplaced describes a record of the kind what, read from the slot
+// (lname, version), that names another slot (name, recVersion); nil when it
+// names its own.
+func misplaced(what, lname, version, name, recVersion string) error {
+	if strings.ToLower(name) != lname || recVersion != version {
+		return fmt.Errorf("integrity: %s stored at %s/%s names %s/%s", what, lname, version, name, recVersion)
 	}
 	return nil
 }
@@ -75,7 +85,8 @@ type deletedRec struct {
 	PurgeAt     int64 `json:"pa"`
 }
 
-// attributesWire is SecretAttributes on the wire (integer Unix seconds).
+// attributesWire is SecretAttributes, KeyAttributes and
+// CertificateAttributes on the wire (integer Unix seconds).
 type attributesWire struct {
 	Enabled         *bool  `json:"enabled,omitempty"`
 	NotBefore       *int64 `json:"nbf,omitempty"`

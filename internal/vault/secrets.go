@@ -39,23 +39,29 @@ func recoveryLevel(v *VaultInfo) string {
 	return level
 }
 
+// attributes renders a version's attributes with the vault's recovery
+// level (and, from 7.1, its recoverable days).
+func (rq *request) attributes(enabled bool, nbf, exp *int64, created, updated int64) attributesWire {
+	a := attributesWire{
+		Enabled: &enabled, NotBefore: nbf, Expires: exp,
+		Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
+	}
+	if hasRecoverableDays(rq.api) {
+		d := retentionDays(rq.vault)
+		a.RecoverableDays = &d
+	}
+	return a
+}
+
 // wire renders a version's metadata; the value is added by the caller.
 func (rq *request) wire(m *meta, withVersion bool) secretWire {
 	id := rq.base + "/secrets/" + m.Name
 	if withVersion {
 		id += "/" + m.Version
 	}
-	enabled, created, updated := m.Enabled, m.Created, m.Updated
 	w := secretWire{
 		ID: id, ContentType: m.ContentType, Tags: m.Tags, Kid: m.Kid,
-		Attributes: attributesWire{
-			Enabled: &enabled, NotBefore: m.NotBefore, Expires: m.Expires,
-			Created: &created, Updated: &updated, RecoveryLevel: recoveryLevel(rq.vault),
-		},
-	}
-	if hasRecoverableDays(rq.api) {
-		d := retentionDays(rq.vault)
-		w.Attributes.RecoverableDays = &d
+		Attributes: rq.attributes(m.Enabled, m.NotBefore, m.Expires, m.Created, m.Updated),
 	}
 	if m.Managed {
 		t := true
@@ -112,21 +118,13 @@ func (s *Service) update(ctx context.Context, fn func(tx store.Tx) error) error 
 
 // getHead reads a secret's head record; a missing one is SecretNotFound.
 func getHead(ctx context.Context, r store.Reader, iid, lname, name string) (*headRec, int64, error) {
-	h, hv, err := store.GetJSON[headRec](ctx, r, headKey(iid, lname))
-	if notFound(err) {
-		return nil, 0, errSecretNotFound(name)
-	}
-	return h, hv, err
+	return getRec[headRec](ctx, r, headKey(iid, lname), errSecretNotFound(name))
 }
 
 // getDeletedRec reads a deleted secret; a missing one is
 // DeletedSecretNotFound.
 func getDeletedRec(ctx context.Context, r store.Reader, iid, lname, name string) (*deletedRec, int64, error) {
-	d, dv, err := store.GetJSON[deletedRec](ctx, r, deletedKey(iid, lname))
-	if notFound(err) {
-		return nil, 0, errDeletedNotFound(name)
-	}
-	return d, dv, err
+	return getRec[deletedRec](ctx, r, deletedKey(iid, lname), errDeletedNotFound(name))
 }
 
 // readSecretBody reads and parses a set (requireValue) or update body.
@@ -254,23 +252,14 @@ func (s *Service) loadVersion(rq *request) (*versionRec, error) {
 	lname := strings.ToLower(name)
 	var vr *versionRec
 	err := s.st.View(ctx, func(r store.Reader) error {
-		h, _, err := store.GetJSON[headRec](ctx, r, headKey(iid, lname))
-		if notFound(err) {
-			if version != "" {
-				return errSecretNotFound(name + "/" + version)
-			}
-			return errSecretNotFound(name)
-		}
+		h, _, err := getRec[headRec](ctx, r, headKey(iid, lname), errSecretNotFound(nameOrID(name, version)))
 		if err != nil {
 			return err
 		}
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vr, _, err = store.GetJSON[versionRec](ctx, r, versionKey(iid, lname, version))
-		if notFound(err) {
-			return errSecretNotFound(name + "/" + version)
-		}
+		vr, _, err = getRec[versionRec](ctx, r, versionKey(iid, lname, version), errSecretNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}
@@ -325,10 +314,7 @@ func (s *Service) updateSecret(rq *request) (int, any, error) {
 		if version == "" {
 			version = h.Meta.Version
 		}
-		vr, vv, err := store.GetJSON[versionRec](ctx, tx, versionKey(iid, lname, version))
-		if notFound(err) {
-			return errSecretNotFound(name + "/" + version)
-		}
+		vr, vv, err := getRec[versionRec](ctx, tx, versionKey(iid, lname, version), errSecretNotFound(name+"/"+version))
 		if err != nil {
 			return err
 		}

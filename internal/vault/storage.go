@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyhaven/keyhaven/internal/azerr"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -52,6 +53,25 @@ func sealAAD(iid, lname, version string) []byte {
 }
 
 func notFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// getRec reads the record at key; a missing one is the error missing (the
+// kind's not-found answer for the name or id asked for).
+func getRec[T any](ctx context.Context, r store.Reader, key string, missing *azerr.Error) (*T, int64, error) {
+	v, ver, err := store.GetJSON[T](ctx, r, key)
+	if notFound(err) {
+		return nil, 0, missing
+	}
+	return v, ver, err
+}
+
+// nameOrID is what a not-found answer names: the name, or name/version
+// when a version was asked for.
+func nameOrID(name, version string) string {
+	if version == "" {
+		return name
+	}
+	return name + "/" + version
+}
 
 // exists reports whether key exists.
 func exists(ctx context.Context, r store.Reader, key string) (bool, error) {
