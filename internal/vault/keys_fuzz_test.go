@@ -120,35 +120,10 @@ func FuzzKeyBody(f *testing.F) {
 	})
 }
 
-// FuzzKeyPath: any path routes to a key operation with a spec, a valid name
-// and version, or fails with a 4xx.
+// FuzzKeyPath: any key path routes to a key operation with a spec, a valid
+// name and version, or fails with a 4xx (see fuzzPaths).
 func FuzzKeyPath(f *testing.F) {
-	for _, s := range []string{
-		"/keys", "/keys/a", "/keys/a/", "/keys/a/create", "/keys/a/versions", "/keys/a/backup", "/keys/restore",
+	fuzzPaths(f, "/keys", "/keys/a", "/keys/a/", "/keys/a/create", "/keys/a/versions", "/keys/a/backup", "/keys/restore",
 		"/keys/a//sign", "/keys/a/0123456789abcdef0123456789abcdef/decrypt", "/keys/a//", "/keys/a///",
-		"/deletedkeys", "/deletedkeys/a", "/deletedkeys/a/recover", "/keys/a/x/release", "/keys/a/rotate",
-	} {
-		for _, m := range []string{"GET", "PUT", "PATCH", "DELETE", "POST"} {
-			f.Add(m, s)
-		}
-	}
-	f.Fuzz(func(t *testing.T, method, path string) {
-		rt, err := parsePath(method, path)
-		if err != nil {
-			if err.Status < 400 || err.Status > 499 {
-				t.Fatalf("status %d", err.Status)
-			}
-			return
-		}
-		spec := specOf(rt.Op)
-		if spec.Name == "" {
-			t.Fatalf("op %d has no spec", rt.Op)
-		}
-		if !spec.VaultScope && !validName(rt.Name) {
-			t.Fatalf("invalid name %q accepted", rt.Name)
-		}
-		if rt.Version != "" && !versionRE.MatchString(rt.Version) {
-			t.Fatalf("invalid version %q accepted", rt.Version)
-		}
-	})
+		"/deletedkeys", "/deletedkeys/a", "/deletedkeys/a/recover", "/keys/a/x/release", "/keys/a/rotate")
 }

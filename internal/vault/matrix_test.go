@@ -161,26 +161,42 @@ func stateOf(fingerprint string) secretState {
 	return stateAbsent
 }
 
-// ensure moves the secret to want with the administrator's help.
-func (m *matrixEnv) ensure(t *testing.T, vault, name string, want secretState) {
+// matrixKind is what the matrices need to drive one kind of object
+// through its states.
+type matrixKind struct {
+	coll  string                                        // its collection: "secrets", "keys"
+	noun  string                                        // in messages: "secret", "key"
+	state func(t *testing.T, vault, name string) string // its fingerprint
+}
+
+func (m *matrixEnv) secrets() matrixKind { return matrixKind{"secrets", "secret", m.state} }
+
+// ensureKind moves the object to want with the administrator's help.
+func (m *matrixEnv) ensureKind(t *testing.T, k matrixKind, vault, name string, want secretState) {
 	t.Helper()
 	for range 3 {
-		cur := stateOf(m.state(t, vault, name))
+		cur := stateOf(k.state(t, vault, name))
 		if want == stateAny || cur == want {
 			return
 		}
 		switch {
 		case cur == stateLive:
-			m.mustAdmin(t, vault, "DELETE", "/secrets/"+name, "", 200)
+			m.mustAdmin(t, vault, "DELETE", "/"+k.coll+"/"+name, "", 200)
 		case cur == stateDeleted && want == stateAbsent:
-			m.mustAdmin(t, vault, "DELETE", "/deletedsecrets/"+name, "", 204)
+			m.mustAdmin(t, vault, "DELETE", "/deleted"+k.coll+"/"+name, "", 204)
 		case cur == stateDeleted:
-			m.mustAdmin(t, vault, "POST", "/deletedsecrets/"+name+"/recover", "", 200)
+			m.mustAdmin(t, vault, "POST", "/deleted"+k.coll+"/"+name+"/recover", "", 200)
 		default:
-			m.mustAdmin(t, vault, "POST", "/secrets/restore", `{"value":"`+m.blob[name]+`"}`, 200)
+			m.mustAdmin(t, vault, "POST", "/"+k.coll+"/restore", `{"value":"`+m.blob[name]+`"}`, 200)
 		}
 	}
-	t.Fatalf("%s on %s did not reach state %d", name, vault, want)
+	t.Fatalf("%s %s on %s did not reach state %d", k.noun, name, vault, want)
+}
+
+// ensure moves the secret to want with the administrator's help.
+func (m *matrixEnv) ensure(t *testing.T, vault, name string, want secretState) {
+	t.Helper()
+	m.ensureKind(t, m.secrets(), vault, name, want)
 }
 
 // send puts the secret into the state op needs, then sends op as p. It
@@ -195,25 +211,37 @@ func (m *matrixEnv) send(t *testing.T, vault string, p *principal.Principal, nam
 	return w, info, before
 }
 
-// checkAllowed asserts that op ran and left the secret where it should.
-func (m *matrixEnv) checkAllowed(t *testing.T, vault, name string, op matrixOp, w *httptest.ResponseRecorder) {
+// checkAllowedKind asserts that op ran and left the object where it should.
+func checkAllowedKind(t *testing.T, k matrixKind, vault, name string, op matrixOp, w *httptest.ResponseRecorder) {
 	t.Helper()
 	if w.Code != op.status {
 		t.Fatalf("status %d, want %d: %s", w.Code, op.status, w.Body)
 	}
 	if op.after != stateAny {
-		if got := m.state(t, vault, name); stateOf(got) != op.after {
-			t.Fatalf("after %s the secret is %s, want state %d", op.name, got, op.after)
+		if got := k.state(t, vault, name); stateOf(got) != op.after {
+			t.Fatalf("after %s the %s is %s, want state %d", op.name, k.noun, got, op.after)
 		}
 	}
+}
+
+// checkUnchangedKind asserts that a refused call left the object as it was.
+func checkUnchangedKind(t *testing.T, k matrixKind, vault, name, before string) {
+	t.Helper()
+	if got := k.state(t, vault, name); got != before {
+		t.Fatalf("refused call changed the %s: %s → %s", k.noun, before, got)
+	}
+}
+
+// checkAllowed asserts that op ran and left the secret where it should.
+func (m *matrixEnv) checkAllowed(t *testing.T, vault, name string, op matrixOp, w *httptest.ResponseRecorder) {
+	t.Helper()
+	checkAllowedKind(t, m.secrets(), vault, name, op, w)
 }
 
 // checkUnchanged asserts that a refused call left the secret as it was.
 func (m *matrixEnv) checkUnchanged(t *testing.T, vault, name, before string) {
 	t.Helper()
-	if got := m.state(t, vault, name); got != before {
-		t.Fatalf("refused call changed the secret: %s → %s", before, got)
-	}
+	checkUnchangedKind(t, m.secrets(), vault, name, before)
 }
 
 func opNames(ops []matrixOp) []string {
