@@ -214,6 +214,34 @@ func (r *backupReader) open(j int, id, part, version string, i int) ([]byte, boo
 	return p, true
 }
 
+// resealForVault seals each opened value under vault iid with aad(i),
+// clearing it, for the restored records.
+func (s *Service) resealForVault(ctx context.Context, iid string, values [][]byte, aad func(i int) []byte) ([][]byte, error) {
+	sealed := make([][]byte, len(values))
+	for i := range values {
+		var err error
+		sealed[i], err = s.sealer.Seal(ctx, iid, values[i], aad(i))
+		clear(values[i])
+		if err != nil {
+			return nil, azerr.Internal(err)
+		}
+	}
+	return sealed, nil
+}
+
+// refuseExisting is conflict when any of keys, checked in order, exists:
+// a restore never writes over a live or deleted object.
+func refuseExisting(ctx context.Context, r store.Reader, conflict *azerr.Error, keys ...string) error {
+	for _, k := range keys {
+		if ok, err := exists(ctx, r, k); err != nil {
+			return err
+		} else if ok {
+			return conflict
+		}
+	}
+	return nil
+}
+
 // discard clears every value opened so far.
 func (r *backupReader) discard() {
 	for _, done := range r.values {
@@ -327,26 +355,19 @@ func (s *Service) restoreSecret(rq *request) (int, any, error) {
 		return 0, nil, e
 	}
 	lname := strings.ToLower(bm.Name)
-	sealed := make([][]byte, len(values))
-	var err error
-	for i, m := range bm.Versions {
-		sealed[i], err = s.sealer.Seal(ctx, v.InternalID, values[i], sealAAD(v.InternalID, lname, m.Version))
-		clear(values[i])
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
-		}
+	sealed, err := s.resealForVault(ctx, v.InternalID, values, func(i int) []byte {
+		return sealAAD(v.InternalID, lname, bm.Versions[i].Version)
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	var latest meta
 	err = s.st.Update(ctx, func(tx store.Tx) error {
-		if ok, err := exists(ctx, tx, deletedKey(v.InternalID, lname)); err != nil {
+		if err := refuseExisting(ctx, tx, errDeletedConflict(bm.Name), deletedKey(v.InternalID, lname)); err != nil {
 			return err
-		} else if ok {
-			return errDeletedConflict(bm.Name)
 		}
-		if ok, err := exists(ctx, tx, headKey(v.InternalID, lname)); err != nil {
+		if err := refuseExisting(ctx, tx, errRestoreConflict(bm.Name), headKey(v.InternalID, lname)); err != nil {
 			return err
-		} else if ok {
-			return errRestoreConflict(bm.Name)
 		}
 		// Versions of a purged secret are gone; anything left under the
 		// name's prefix would be a leftover of a failed purge, so it is

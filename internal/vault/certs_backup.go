@@ -193,35 +193,27 @@ func (s *Service) restoreCert(rq *request) (int, any, error) {
 		return 0, nil, e
 	}
 	lname := strings.ToLower(bm.Name)
-	sealed := make([][]byte, len(values))
-	for i, c := range bm.Certs {
-		var err error
-		sealed[2*i], err = s.sealer.Seal(ctx, iid, values[2*i], keySealAAD(iid, lname, c.Version))
-		clear(values[2*i])
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
+	// The blob's values alternate: each version's key, then its secret.
+	sealed, err := s.resealForVault(ctx, iid, values, func(j int) []byte {
+		ver := bm.Certs[j/2].Version
+		if j%2 == 0 {
+			return keySealAAD(iid, lname, ver)
 		}
-		sealed[2*i+1], err = s.sealer.Seal(ctx, iid, values[2*i+1], sealAAD(iid, lname, c.Version))
-		clear(values[2*i+1])
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
-		}
+		return sealAAD(iid, lname, ver)
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	var latest certMeta
-	err := s.st.Update(ctx, func(tx store.Tx) error {
-		for _, k := range []string{certHeadKey(iid, lname), headKey(iid, lname), keyHeadKey(iid, lname)} {
-			if ok, err := exists(ctx, tx, k); err != nil {
-				return err
-			} else if ok {
-				return azerr.Conflict("A certificate, key or secret named %s already exists in this key vault; a certificate cannot be restored over it.", bm.Name)
-			}
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		if err := refuseExisting(ctx, tx,
+			azerr.Conflict("A certificate, key or secret named %s already exists in this key vault; a certificate cannot be restored over it.", bm.Name),
+			certHeadKey(iid, lname), headKey(iid, lname), keyHeadKey(iid, lname)); err != nil {
+			return err
 		}
-		for _, k := range []string{certDeletedKey(iid, lname), deletedKey(iid, lname), keyDeletedKey(iid, lname)} {
-			if ok, err := exists(ctx, tx, k); err != nil {
-				return err
-			} else if ok {
-				return errCertDeletedConflict(bm.Name)
-			}
+		if err := refuseExisting(ctx, tx, errCertDeletedConflict(bm.Name),
+			certDeletedKey(iid, lname), deletedKey(iid, lname), keyDeletedKey(iid, lname)); err != nil {
+			return err
 		}
 		// Leftovers of a failed purge are cleared before writing.
 		for _, p := range []string{certVersionsPrefix(iid, lname), keyVersionsPrefix(iid, lname), versionsPrefix(iid, lname)} {

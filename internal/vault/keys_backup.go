@@ -140,26 +140,19 @@ func (s *Service) restoreKey(rq *request) (int, any, error) {
 		return 0, nil, e
 	}
 	lname := strings.ToLower(bm.Name)
-	sealed := make([][]byte, len(values))
-	var err error
-	for i, m := range bm.Versions {
-		sealed[i], err = s.sealer.Seal(ctx, v.InternalID, values[i], keySealAAD(v.InternalID, lname, m.Version))
-		clear(values[i])
-		if err != nil {
-			return 0, nil, azerr.Internal(err)
-		}
+	sealed, err := s.resealForVault(ctx, v.InternalID, values, func(i int) []byte {
+		return keySealAAD(v.InternalID, lname, bm.Versions[i].Version)
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	var latest keyMeta
 	err = s.st.Update(ctx, func(tx store.Tx) error {
-		if ok, err := exists(ctx, tx, keyDeletedKey(v.InternalID, lname)); err != nil {
+		if err := refuseExisting(ctx, tx, errKeyDeletedConflict(bm.Name), keyDeletedKey(v.InternalID, lname)); err != nil {
 			return err
-		} else if ok {
-			return errKeyDeletedConflict(bm.Name)
 		}
-		if ok, err := exists(ctx, tx, keyHeadKey(v.InternalID, lname)); err != nil {
+		if err := refuseExisting(ctx, tx, errKeyRestoreConflict(bm.Name), keyHeadKey(v.InternalID, lname)); err != nil {
 			return err
-		} else if ok {
-			return errKeyRestoreConflict(bm.Name)
 		}
 		if err := deleteAll(ctx, tx, keyVersionsPrefix(v.InternalID, lname)); err != nil {
 			return err
