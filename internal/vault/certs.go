@@ -151,9 +151,7 @@ func (rq *request) certWireOf(m *certMeta, bundle bool, pr *certPolicyRec) certW
 
 func (rq *request) deletedCertWire(d *certDeletedRec, bundle bool, pr *certPolicyRec) certWire {
 	w := rq.certWireOf(&d.Meta, bundle, pr)
-	w.RecoveryID = rq.base + "/deletedcertificates/" + d.Meta.Name
-	dd, pa := d.DeletedDate, d.PurgeAt
-	w.DeletedDate, w.ScheduledPurgeDate = &dd, &pa
+	w.deletionWire = rq.deletion("deletedcertificates", d.Meta.Name, d.DeletedDate, d.PurgeAt)
 	return w
 }
 

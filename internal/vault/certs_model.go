@@ -168,19 +168,17 @@ type certOpErr struct {
 // certWire is CertificateBundle, CertificateItem, DeletedCertificateBundle
 // and DeletedCertificateItem in one.
 type certWire struct {
-	ID                 string            `json:"id"`
-	Kid                string            `json:"kid,omitempty"`
-	Sid                string            `json:"sid,omitempty"`
-	X5t                string            `json:"x5t,omitempty"`
-	Cer                string            `json:"cer,omitempty"`
-	ContentType        string            `json:"contentType,omitempty"`
-	Attributes         attributesWire    `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Policy             *certPolicy       `json:"policy,omitempty"`
-	Pending            *certPendingRef   `json:"pending,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	ID           string            `json:"id"`
+	Kid          string            `json:"kid,omitempty"`
+	Sid          string            `json:"sid,omitempty"`
+	X5t          string            `json:"x5t,omitempty"`
+	Cer          string            `json:"cer,omitempty"`
+	ContentType  string            `json:"contentType,omitempty"`
+	Attributes   attributesWire    `json:"attributes"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Policy       *certPolicy       `json:"policy,omitempty"`
+	Pending      *certPendingRef   `json:"pending,omitempty"`
+	deletionWire                   // set for deleted objects only
 }
 
 // certPendingRef names the operation of a certificate not yet issued.

@@ -156,9 +156,7 @@ func (rq *request) keyWireOf(m *keyMeta, bundle bool) keyWire {
 
 func (rq *request) deletedKeyWire(d *keyDeletedRec, bundle bool) keyWire {
 	w := rq.keyWireOf(&d.Meta, bundle)
-	w.RecoveryID = rq.base + "/deletedkeys/" + d.Meta.Name
-	dd, pa := d.DeletedDate, d.PurgeAt
-	w.DeletedDate, w.ScheduledPurgeDate = &dd, &pa
+	w.deletionWire = rq.deletion("deletedkeys", d.Meta.Name, d.DeletedDate, d.PurgeAt)
 	return w
 }
 

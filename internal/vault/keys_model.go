@@ -130,14 +130,12 @@ type jwkWire struct {
 // keyWire is KeyBundle, KeyItem, DeletedKeyBundle and DeletedKeyItem in
 // one: bundles carry key, items carry kid.
 type keyWire struct {
-	Key                *jwkWire          `json:"key,omitempty"`
-	Kid                string            `json:"kid,omitempty"`
-	Attributes         attributesWire    `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Managed            *bool             `json:"managed,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	Key          *jwkWire          `json:"key,omitempty"`
+	Kid          string            `json:"kid,omitempty"`
+	Attributes   attributesWire    `json:"attributes"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Managed      *bool             `json:"managed,omitempty"`
+	deletionWire                   // set for deleted objects only
 }
 
 type keyListWire struct {

@@ -100,16 +100,22 @@ type attributesWire struct {
 // secretWire is SecretBundle, SecretItem, DeletedSecretBundle and
 // DeletedSecretItem in one: the optional fields are omitted when unset.
 type secretWire struct {
-	Value              *string           `json:"value,omitempty"`
-	ID                 string            `json:"id"`
-	ContentType        string            `json:"contentType,omitempty"`
-	Attributes         attributesWire    `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Kid                string            `json:"kid,omitempty"`
-	Managed            *bool             `json:"managed,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	Value        *string           `json:"value,omitempty"`
+	ID           string            `json:"id"`
+	ContentType  string            `json:"contentType,omitempty"`
+	Attributes   attributesWire    `json:"attributes"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Kid          string            `json:"kid,omitempty"`
+	Managed      *bool             `json:"managed,omitempty"`
+	deletionWire                   // set for deleted objects only
+}
+
+// deletionWire is what a deleted secret, key or certificate adds to its
+// wire shape.
+type deletionWire struct {
+	RecoveryID         string `json:"recoveryId,omitempty"`
+	DeletedDate        *int64 `json:"deletedDate,omitempty"`
+	ScheduledPurgeDate *int64 `json:"scheduledPurgeDate,omitempty"`
 }
 
 type listWire struct {

@@ -72,11 +72,15 @@ func (rq *request) wire(m *meta, withVersion bool) secretWire {
 	return w
 }
 
+// deletion renders the deletion facts of the object name in the deleted
+// collection coll.
+func (rq *request) deletion(coll, name string, deletedDate, purgeAt int64) deletionWire {
+	return deletionWire{RecoveryID: rq.base + "/" + coll + "/" + name, DeletedDate: &deletedDate, ScheduledPurgeDate: &purgeAt}
+}
+
 func (rq *request) deletedWire(d *deletedRec, withVersion bool) secretWire {
 	w := rq.wire(&d.Meta, withVersion)
-	w.RecoveryID = rq.base + "/deletedsecrets/" + d.Meta.Name
-	dd, pa := d.DeletedDate, d.PurgeAt
-	w.DeletedDate, w.ScheduledPurgeDate = &dd, &pa
+	w.deletionWire = rq.deletion("deletedsecrets", d.Meta.Name, d.DeletedDate, d.PurgeAt)
 	return w
 }
 
