@@ -220,7 +220,7 @@ func (s *Service) rotateKey(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	req := &keyRequest{Kty: h.Meta.Kty, Size: h.Meta.Size, Crv: h.Meta.Crv,
-		Ops: slices.Clone(nonNil(h.Meta.Ops)), Tags: h.Meta.Tags, TagsSet: true}
+		Ops: slices.Clone(nonNil(h.Meta.Ops)), attrsUpdate: attrsUpdate{Tags: h.Meta.Tags, TagsSet: true}}
 	var m keyMeta
 	k, err := generateKey(s.rand, req, &m)
 	if err != nil {

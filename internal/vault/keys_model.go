@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
 )
@@ -160,26 +159,18 @@ type keyIn struct {
 }
 
 type keyAttributesIn struct {
-	Enabled    *bool        `json:"enabled"`
-	NotBefore  *json.Number `json:"nbf"`
-	Expires    *json.Number `json:"exp"`
-	Exportable *bool        `json:"exportable"`
+	attributesIn
+	Exportable *bool `json:"exportable"`
 }
 
 // keyRequest is a validated create, import or update.
 type keyRequest struct {
-	Kty          string
-	Size         int
-	Crv          string
-	Ops          []string // nil: not sent
-	Enabled      *bool
-	NotBefore    *int64
-	Expires      *int64
-	NotBeforeSet bool
-	ExpiresSet   bool
-	Tags         map[string]string
-	TagsSet      bool
-	JWK          *jwkWire // import only
+	Kty  string
+	Size int
+	Crv  string
+	Ops  []string // nil: not sent
+	attrsUpdate
+	JWK *jwkWire // import only
 }
 
 type keyKind int
@@ -233,25 +224,15 @@ func parseKeyBody(body []byte, kind keyKind) (*keyRequest, *azerr.Error) {
 		}
 		req.Ops = ops
 	}
+	var attrs *attributesIn
 	if a := in.Attributes; a != nil {
 		if a.Exportable != nil && *a.Exportable {
 			return nil, errNotExportable()
 		}
-		req.Enabled = a.Enabled
-		var e *azerr.Error
-		if req.NotBefore, req.NotBeforeSet, e = parseUnix("nbf", a.NotBefore); e != nil {
-			return nil, e
-		}
-		if req.Expires, req.ExpiresSet, e = parseUnix("exp", a.Expires); e != nil {
-			return nil, e
-		}
+		attrs = &a.attributesIn
 	}
-	if in.Tags != nil {
-		tags, e := parseTags(in.Tags)
-		if e != nil {
-			return nil, e
-		}
-		req.Tags, req.TagsSet = tags, true
+	if e := req.parse(attrs, in.Tags); e != nil {
+		return nil, e
 	}
 	return req, nil
 }
@@ -355,45 +336,9 @@ func checkOpsFor(kty string, ops []string) *azerr.Error {
 	return nil
 }
 
-// parseTags validates tags as secrets do.
-func parseTags(in map[string]*string) (map[string]string, *azerr.Error) {
-	if len(in) > MaxTags {
-		return nil, azerr.BadParameter("The number of tags (%d) exceeds the maximum of %d.", len(in), MaxTags)
-	}
-	out := make(map[string]string, len(in))
-	for k, v := range in {
-		if k == "" || utf8.RuneCountInString(k) > MaxTagNameLen {
-			return nil, azerr.BadParameter("Tag names must be 1 to %d characters long.", MaxTagNameLen)
-		}
-		val := ""
-		if v != nil {
-			val = *v
-		}
-		if utf8.RuneCountInString(val) > MaxTagValueLen {
-			return nil, azerr.BadParameter("The value of tag '%s' exceeds the maximum length of %d characters.", clip(k, 64), MaxTagValueLen)
-		}
-		out[k] = val
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
-}
-
 // applyKeyUpdate applies the attributes, tags and (validated) ops of req.
 func applyKeyUpdate(m *keyMeta, req *keyRequest) {
-	if req.Enabled != nil {
-		m.Enabled = *req.Enabled
-	}
-	if req.NotBeforeSet {
-		m.NotBefore = req.NotBefore
-	}
-	if req.ExpiresSet {
-		m.Expires = req.Expires
-	}
-	if req.TagsSet {
-		m.Tags = req.Tags
-	}
+	req.apply(&m.Enabled, &m.NotBefore, &m.Expires, &m.Tags)
 	if req.Ops != nil {
 		m.Ops = req.Ops
 	}

@@ -148,14 +148,84 @@ type secretIn struct {
 type setRequest struct {
 	Value       *string
 	ContentType *string
-	Enabled     *bool
-	NotBefore   *int64
-	Expires     *int64
+	attrsUpdate
+}
+
+// attrsUpdate is what a validated body of a secret or key says of a
+// version's attributes and tags.
+type attrsUpdate struct {
+	Enabled   *bool
+	NotBefore *int64
+	Expires   *int64
 	// NotBeforeSet/ExpiresSet: the attribute was sent (null counts as absent).
 	NotBeforeSet bool
 	ExpiresSet   bool
 	Tags         map[string]string
 	TagsSet      bool
+}
+
+// parse validates the attributes (nil: not sent) and tags (nil: not sent)
+// of a body.
+func (u *attrsUpdate) parse(a *attributesIn, tags map[string]*string) *azerr.Error {
+	if a != nil {
+		u.Enabled = a.Enabled
+		var e *azerr.Error
+		if u.NotBefore, u.NotBeforeSet, e = parseUnix("nbf", a.NotBefore); e != nil {
+			return e
+		}
+		if u.Expires, u.ExpiresSet, e = parseUnix("exp", a.Expires); e != nil {
+			return e
+		}
+	}
+	if tags != nil {
+		t, e := parseTags(tags)
+		if e != nil {
+			return e
+		}
+		u.Tags, u.TagsSet = t, true
+	}
+	return nil
+}
+
+// parseTags validates the tags of a secret, key or certificate body.
+func parseTags(in map[string]*string) (map[string]string, *azerr.Error) {
+	if len(in) > MaxTags {
+		return nil, azerr.BadParameter("The number of tags (%d) exceeds the maximum of %d.", len(in), MaxTags)
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if k == "" || utf8.RuneCountInString(k) > MaxTagNameLen {
+			return nil, azerr.BadParameter("Tag names must be 1 to %d characters long.", MaxTagNameLen)
+		}
+		val := ""
+		if v != nil {
+			val = *v
+		}
+		if utf8.RuneCountInString(val) > MaxTagValueLen {
+			return nil, azerr.BadParameter("The value of tag '%s' exceeds the maximum length of %d characters.", clip(k, 64), MaxTagValueLen)
+		}
+		out[k] = val
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// apply sets on a version what the body sent of its attributes and tags.
+func (u *attrsUpdate) apply(enabled *bool, nbf, exp **int64, tags *map[string]string) {
+	if u.Enabled != nil {
+		*enabled = *u.Enabled
+	}
+	if u.NotBeforeSet {
+		*nbf = u.NotBefore
+	}
+	if u.ExpiresSet {
+		*exp = u.Expires
+	}
+	if u.TagsSet {
+		*tags = u.Tags
+	}
 }
 
 // decodeJSON decodes exactly one JSON value from body, which the caller has
@@ -197,38 +267,8 @@ func parseSecretBody(body []byte, requireValue bool) (*setRequest, *azerr.Error)
 			return nil, azerr.BadParameter("Property 'contentType' exceeds the maximum length of %d characters.", MaxContentTypeLen)
 		}
 	}
-	if a := in.Attributes; a != nil {
-		req.Enabled = a.Enabled
-		var e *azerr.Error
-		if req.NotBefore, req.NotBeforeSet, e = parseUnix("nbf", a.NotBefore); e != nil {
-			return nil, e
-		}
-		if req.Expires, req.ExpiresSet, e = parseUnix("exp", a.Expires); e != nil {
-			return nil, e
-		}
-	}
-	if in.Tags != nil {
-		if len(in.Tags) > MaxTags {
-			return nil, azerr.BadParameter("The number of tags (%d) exceeds the maximum of %d.", len(in.Tags), MaxTags)
-		}
-		req.TagsSet = true
-		req.Tags = make(map[string]string, len(in.Tags))
-		for k, v := range in.Tags {
-			if k == "" || utf8.RuneCountInString(k) > MaxTagNameLen {
-				return nil, azerr.BadParameter("Tag names must be 1 to %d characters long.", MaxTagNameLen)
-			}
-			val := ""
-			if v != nil {
-				val = *v
-			}
-			if utf8.RuneCountInString(val) > MaxTagValueLen {
-				return nil, azerr.BadParameter("The value of tag '%s' exceeds the maximum length of %d characters.", clip(k, 64), MaxTagValueLen)
-			}
-			req.Tags[k] = val
-		}
-		if len(req.Tags) == 0 {
-			req.Tags = nil
-		}
+	if e := req.parse(in.Attributes, in.Tags); e != nil {
+		return nil, e
 	}
 	return req, nil
 }

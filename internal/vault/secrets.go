@@ -88,18 +88,7 @@ func applyUpdate(m *meta, req *setRequest) {
 	if req.ContentType != nil {
 		m.ContentType = *req.ContentType
 	}
-	if req.Enabled != nil {
-		m.Enabled = *req.Enabled
-	}
-	if req.NotBeforeSet {
-		m.NotBefore = req.NotBefore
-	}
-	if req.ExpiresSet {
-		m.Expires = req.Expires
-	}
-	if req.TagsSet {
-		m.Tags = req.Tags
-	}
+	req.apply(&m.Enabled, &m.NotBefore, &m.Expires, &m.Tags)
 }
 
 // retryConflicts runs a write again when it lost a precondition race with a
