@@ -28,6 +28,10 @@ export const CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 export const ROLE = Object.freeze({
   owner: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
   keyVaultSecretsOfficer: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+  keyVaultSecretsUser: "4633458b-17de-408a-b874-0445c86b69e6",
+  // Every key management and cryptographic operation.
+  keyVaultCryptoOfficer: "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+  keyVaultCertificatesOfficer: "a4417e6f-fecd-4de8-b567-7b0420556985",
 });
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));

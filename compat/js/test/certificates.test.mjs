@@ -8,39 +8,11 @@ import assert from "node:assert/strict";
 import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 
-import { ClientSecretCredential } from "@azure/identity";
 import { CertificateClient } from "@azure/keyvault-certificates";
 import { SecretClient } from "@azure/keyvault-secrets";
 
-import {
-  assignRole,
-  createResourceGroup,
-  createServicePrincipal,
-  createVault,
-  startKeyhaven,
-  uniqueName,
-} from "../lib/harness.mjs";
-
-const ROLE_CERTIFICATES_OFFICER = "a4417e6f-fecd-4de8-b567-7b0420556985";
-const ROLE_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6";
-
-// Pollers default to a 2 s interval; keyhaven completes at once.
-const POLL = { updateIntervalInMs: 50 };
-
-async function collect(iter) {
-  const out = [];
-  for await (const x of iter) out.push(x);
-  return out;
-}
-
-async function rejectsWith(promise, statusCode, code) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.name, "RestError", `want RestError, got ${err.name}: ${err.message}`);
-    assert.equal(err.statusCode, statusCode, `status: ${err.message}`);
-    if (code !== undefined) assert.equal(err.code, code, `code: ${err.message}`);
-    return true;
-  });
-}
+import { ROLE, startKeyhaven } from "../lib/harness.mjs";
+import { POLL, collect, rejectsWith, vaultWithPrincipal } from "../lib/sdk.mjs";
 
 // The PEM blocks of one type in a PEM bundle.
 function pemBlocks(pem, type) {
@@ -56,20 +28,14 @@ describe("keyvault-certificates CertificateClient", { timeout: 120_000 }, () => 
 
   before(async () => {
     kh = await startKeyhaven();
-    const rg = uniqueName("rg");
-    vaultName = uniqueName("jsc");
-    await createResourceGroup(kh, rg);
-    const vault = await createVault(kh, rg, vaultName);
-    const sp = await createServicePrincipal(kh, "compat-js-certificates");
-    await assignRole(kh, vault.id, ROLE_CERTIFICATES_OFFICER, sp.objectId);
-    await assignRole(kh, vault.id, ROLE_SECRETS_USER, sp.objectId);
-    const credential = new ClientSecretCredential(kh.tenantId, sp.appId, sp.secret, {
-      authorityHost: kh.baseUrl,
-      disableInstanceDiscovery: true,
-      ...kh.clientOptions(),
+    const vault = await vaultWithPrincipal(kh, {
+      vaultPrefix: "jsc",
+      principal: "compat-js-certificates",
+      roles: [ROLE.keyVaultCertificatesOfficer, ROLE.keyVaultSecretsUser],
     });
-    client = new CertificateClient(kh.vaultUrl(vaultName), credential, kh.clientOptions());
-    secrets = new SecretClient(kh.vaultUrl(vaultName), credential, kh.clientOptions());
+    vaultName = vault.vaultName;
+    client = new CertificateClient(vault.vaultUrl, vault.credential, kh.clientOptions());
+    secrets = new SecretClient(vault.vaultUrl, vault.credential, kh.clientOptions());
   });
 
   after(async () => {

@@ -6,39 +6,10 @@ import assert from "node:assert/strict";
 import { createHash, createPublicKey, publicEncrypt, verify as nodeVerify, constants } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 
-import { ClientSecretCredential } from "@azure/identity";
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
 
-import {
-  assignRole,
-  createResourceGroup,
-  createServicePrincipal,
-  createVault,
-  startKeyhaven,
-  uniqueName,
-} from "../lib/harness.mjs";
-
-// Key Vault Crypto Officer: every key management and cryptographic operation.
-const KEY_VAULT_CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
-
-// Pollers default to a 2 s interval; keyhaven deletes and recovers at once.
-const POLL = { updateIntervalInMs: 50 };
-
-async function collect(iter) {
-  const out = [];
-  for await (const x of iter) out.push(x);
-  return out;
-}
-
-// rejectsWith asserts a RestError with the given HTTP status and error code.
-async function rejectsWith(promise, statusCode, code) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.name, "RestError", `want RestError, got ${err.name}: ${err.message}`);
-    assert.equal(err.statusCode, statusCode, `status: ${err.message}`);
-    if (code !== undefined) assert.equal(err.code, code, `code: ${err.message}`);
-    return true;
-  });
-}
+import { ROLE, createServicePrincipal, startKeyhaven } from "../lib/harness.mjs";
+import { POLL, collect, credentialFor, rejectsWith, vaultWithPrincipal } from "../lib/sdk.mjs";
 
 // nodeKey turns the SDK's public JsonWebKey (byte arrays) into a node KeyObject.
 function nodeKey(jwk) {
@@ -57,18 +28,9 @@ describe("keyvault-keys KeyClient and CryptographyClient", { timeout: 120_000 },
 
   before(async () => {
     kh = await startKeyhaven();
-    const rg = uniqueName("rg");
-    vaultName = uniqueName("jsk");
-    await createResourceGroup(kh, rg);
-    const vault = await createVault(kh, rg, vaultName);
-    const sp = await createServicePrincipal(kh, "compat-js-keys");
-    await assignRole(kh, vault.id, KEY_VAULT_CRYPTO_OFFICER, sp.objectId);
-    credential = new ClientSecretCredential(kh.tenantId, sp.appId, sp.secret, {
-      authorityHost: kh.baseUrl,
-      disableInstanceDiscovery: true,
-      ...kh.clientOptions(),
-    });
-    client = new KeyClient(kh.vaultUrl(vaultName), credential, kh.clientOptions());
+    const vault = await vaultWithPrincipal(kh, { vaultPrefix: "jsk", principal: "compat-js-keys", roles: [ROLE.keyVaultCryptoOfficer] });
+    ({ vaultName, credential } = vault);
+    client = new KeyClient(vault.vaultUrl, credential, kh.clientOptions());
   });
 
   after(async () => {
@@ -282,11 +244,7 @@ describe("keyvault-keys KeyClient and CryptographyClient", { timeout: 120_000 },
 
   it("fail/principal without a role is Forbidden", async () => {
     const other = await createServicePrincipal(kh, "compat-js-keys-norole");
-    const cred = new ClientSecretCredential(kh.tenantId, other.appId, other.secret, {
-      authorityHost: kh.baseUrl,
-      disableInstanceDiscovery: true,
-      ...kh.clientOptions(),
-    });
+    const cred = credentialFor(kh, other);
     const c = new KeyClient(kh.vaultUrl(vaultName), cred, kh.clientOptions());
     await rejectsWith(c.getKey("rsa-key"), 403, "Forbidden");
   });

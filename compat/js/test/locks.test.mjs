@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import { ManagementLockClient } from "@azure/arm-locks";
-import { ClientSecretCredential } from "@azure/identity";
 
 import {
   ROLE,
@@ -19,14 +18,9 @@ import {
   startKeyhaven,
   uniqueName,
 } from "../lib/harness.mjs";
+import { collect, credentialFor, rejectsWith } from "../lib/sdk.mjs";
 
 const VAULT_API = "api-version=2023-07-01";
-
-async function collect(iter) {
-  const out = [];
-  for await (const x of iter) out.push(x);
-  return out;
-}
 
 // armExpect sends an ARM request as the admin and asserts its status (and error
 // code), reporting the whole exchange on failure.
@@ -38,15 +32,6 @@ async function armExpect(kh, method, p, body, status, code) {
     assert.equal(res.headers["x-ms-error-code"] ?? code, code, describeResponse(method, p, res));
   }
   return res;
-}
-
-async function rejectsWith(promise, statusCode, code) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.name, "RestError", `want RestError, got ${err.name}: ${err.message}`);
-    assert.equal(err.statusCode, statusCode, `status: ${err.message}`);
-    if (code !== undefined) assert.equal(err.code, code, `code: ${err.message}`);
-    return true;
-  });
 }
 
 function vaultBody(kh, tags = {}) {
@@ -61,19 +46,12 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
   let kh;
   let locks;
   let sp;
-  let credentialFor;
 
   before(async () => {
     kh = await startKeyhaven();
     sp = await createServicePrincipal(kh, "compat-js-locks");
     await assignRole(kh, `/subscriptions/${kh.subscriptionId}`, ROLE.owner, sp.objectId);
-    credentialFor = (p) =>
-      new ClientSecretCredential(kh.tenantId, p.appId, p.secret, {
-        authorityHost: kh.baseUrl,
-        disableInstanceDiscovery: true,
-        ...kh.clientOptions(),
-      });
-    locks = new ManagementLockClient(credentialFor(sp), kh.subscriptionId, {
+    locks = new ManagementLockClient(credentialFor(kh, sp), kh.subscriptionId, {
       endpoint: kh.baseUrl,
       credentialScopes: [`${kh.baseUrl}/.default`],
       ...kh.clientOptions(),
@@ -218,7 +196,7 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
 
   it("fail/a principal without a role cannot create a lock", async () => {
     const other = await createServicePrincipal(kh, "compat-js-locks-norole");
-    const c = new ManagementLockClient(credentialFor(other), kh.subscriptionId, {
+    const c = new ManagementLockClient(credentialFor(kh, other), kh.subscriptionId, {
       endpoint: kh.baseUrl,
       credentialScopes: [`${kh.baseUrl}/.default`],
       ...kh.clientOptions(),

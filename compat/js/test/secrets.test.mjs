@@ -5,37 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { ClientSecretCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 
-import {
-  ROLE,
-  assignRole,
-  createResourceGroup,
-  createServicePrincipal,
-  createVault,
-  startKeyhaven,
-  uniqueName,
-} from "../lib/harness.mjs";
-
-// Pollers default to a 2 s interval; keyhaven deletes and recovers at once.
-const POLL = { updateIntervalInMs: 50 };
-
-async function collect(iter) {
-  const out = [];
-  for await (const x of iter) out.push(x);
-  return out;
-}
-
-// rejectsWith asserts a RestError with the given HTTP status and error code.
-async function rejectsWith(promise, statusCode, code) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.name, "RestError", `want RestError, got ${err.name}: ${err.message}`);
-    assert.equal(err.statusCode, statusCode, `status: ${err.message}`);
-    if (code !== undefined) assert.equal(err.code, code, `code: ${err.message}`);
-    return true;
-  });
-}
+import { ROLE, createServicePrincipal, startKeyhaven } from "../lib/harness.mjs";
+import { POLL, collect, credentialFor, rejectsWith, vaultWithPrincipal } from "../lib/sdk.mjs";
 
 describe("keyvault-secrets SecretClient", { timeout: 90_000 }, () => {
   let kh;
@@ -44,18 +17,9 @@ describe("keyvault-secrets SecretClient", { timeout: 90_000 }, () => {
 
   before(async () => {
     kh = await startKeyhaven();
-    const rg = uniqueName("rg");
-    vaultName = uniqueName("jsv");
-    await createResourceGroup(kh, rg);
-    const vault = await createVault(kh, rg, vaultName);
-    const sp = await createServicePrincipal(kh, "compat-js-secrets");
-    await assignRole(kh, vault.id, ROLE.keyVaultSecretsOfficer, sp.objectId);
-    const credential = new ClientSecretCredential(kh.tenantId, sp.appId, sp.secret, {
-      authorityHost: kh.baseUrl,
-      disableInstanceDiscovery: true,
-      ...kh.clientOptions(),
-    });
-    client = new SecretClient(kh.vaultUrl(vaultName), credential, kh.clientOptions());
+    const vault = await vaultWithPrincipal(kh, { vaultPrefix: "jsv", principal: "compat-js-secrets", roles: [ROLE.keyVaultSecretsOfficer] });
+    vaultName = vault.vaultName;
+    client = new SecretClient(vault.vaultUrl, vault.credential, kh.clientOptions());
   });
 
   after(async () => {
@@ -214,11 +178,7 @@ describe("keyvault-secrets SecretClient", { timeout: 90_000 }, () => {
 
   it("fail/principal without a role is Forbidden", async () => {
     const other = await createServicePrincipal(kh, "compat-js-norole");
-    const credential = new ClientSecretCredential(kh.tenantId, other.appId, other.secret, {
-      authorityHost: kh.baseUrl,
-      disableInstanceDiscovery: true,
-      ...kh.clientOptions(),
-    });
+    const credential = credentialFor(kh, other);
     const c = new SecretClient(kh.vaultUrl(vaultName), credential, kh.clientOptions());
     await rejectsWith(c.getSecret("db-password"), 403, "Forbidden");
   });
