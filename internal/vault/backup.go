@@ -73,8 +73,7 @@ func (k backupKind) valueAAD(tenant, id, part, version string, i int) []byte {
 }
 
 func (k backupKind) errTooManyVersions(name string) *azerr.Error {
-	return azerr.BadParameter("%s%s %s has more than %d versions and cannot be backed up.",
-		strings.ToUpper(k.noun[:1]), k.noun[1:], name, maxBackupVersions)
+	return azerr.BadParameter("%s %s has more than %d versions and cannot be backed up.", title(k.noun), name, maxBackupVersions)
 }
 
 func errBadBackup() *azerr.Error {

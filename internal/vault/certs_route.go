@@ -67,13 +67,11 @@ func isCertPath(path string) bool {
 }
 
 func errCertNotFound(nameOrID string) *azerr.Error {
-	return azerr.NotFound("CertificateNotFound",
-		"A certificate with (name/id) %s was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. %s",
-		nameOrID, helpNotFound)
+	return errObjectNotFound("CertificateNotFound", "certificate", nameOrID)
 }
 
 func errDeletedCertNotFound(name string) *azerr.Error {
-	return azerr.NotFound("CertificateNotFound", "Deleted Certificate not found: %s", name)
+	return errDeletedObjectNotFound("CertificateNotFound", "certificate", name)
 }
 
 func errCertOpNotFound(name string) *azerr.Error {
@@ -81,8 +79,7 @@ func errCertOpNotFound(name string) *azerr.Error {
 }
 
 func errCertDeletedConflict(name string) *azerr.Error {
-	return azerr.Conflict("Certificate %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.", name).
-		WithInner(innerDeleted)
+	return errObjectDeletedConflict("certificate", name)
 }
 
 func errCertIssuersUnsupported() *azerr.Error {

@@ -37,24 +37,43 @@ func clip(s string, n int) string {
 	return s[:n] + "..."
 }
 
-func errSecretNotFound(nameOrID string) *azerr.Error {
-	return azerr.NotFound("SecretNotFound",
-		"A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. %s",
-		nameOrID, helpNotFound)
+// The not-found and conflict answers of secrets, keys and certificates
+// differ only by the object's noun ("secret", "key", "certificate") and
+// error code.
+
+// title is noun with a capital.
+func title(noun string) string { return strings.ToUpper(noun[:1]) + noun[1:] }
+
+func errObjectNotFound(code, noun, nameOrID string) *azerr.Error {
+	return azerr.NotFound(code,
+		"A %s with (name/id) %s was not found in this key vault. If you recently deleted this %s you may be able to recover it using the correct recovery command. %s",
+		noun, nameOrID, noun, helpNotFound)
 }
 
-func errDeletedNotFound(name string) *azerr.Error {
-	return azerr.NotFound("SecretNotFound", "Deleted Secret not found: %s", name)
+func errDeletedObjectNotFound(code, noun, name string) *azerr.Error {
+	return azerr.NotFound(code, "Deleted %s not found: %s", title(noun), name)
 }
 
-func errDeletedConflict(name string) *azerr.Error {
-	return azerr.Conflict("Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.", name).
+func errObjectDeletedConflict(noun, name string) *azerr.Error {
+	return azerr.Conflict("%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.", title(noun), name, noun).
 		WithInner(innerDeleted)
 }
 
-func errRestoreConflict(name string) *azerr.Error {
-	return azerr.Conflict("Secret %s already exists in this key vault and cannot be restored over; delete and purge it first, or restore into another vault.", name)
+func errObjectRestoreConflict(noun, name string) *azerr.Error {
+	return azerr.Conflict("%s %s already exists in this key vault and cannot be restored over; delete and purge it first, or restore into another vault.", title(noun), name)
 }
+
+func errSecretNotFound(nameOrID string) *azerr.Error {
+	return errObjectNotFound("SecretNotFound", "secret", nameOrID)
+}
+
+func errDeletedNotFound(name string) *azerr.Error {
+	return errDeletedObjectNotFound("SecretNotFound", "secret", name)
+}
+
+func errDeletedConflict(name string) *azerr.Error { return errObjectDeletedConflict("secret", name) }
+
+func errRestoreConflict(name string) *azerr.Error { return errObjectRestoreConflict("secret", name) }
 
 func errInvalidName(name string) *azerr.Error {
 	return azerr.BadParameter("The request URI contains an invalid name: %s", clip(name, 160))

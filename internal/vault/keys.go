@@ -54,23 +54,16 @@ const (
 )
 
 func errKeyNotFound(nameOrID string) *azerr.Error {
-	return azerr.NotFound("KeyNotFound",
-		"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. %s",
-		nameOrID, helpNotFound)
+	return errObjectNotFound("KeyNotFound", "key", nameOrID)
 }
 
 func errDeletedKeyNotFound(name string) *azerr.Error {
-	return azerr.NotFound("KeyNotFound", "Deleted Key not found: %s", name)
+	return errDeletedObjectNotFound("KeyNotFound", "key", name)
 }
 
-func errKeyDeletedConflict(name string) *azerr.Error {
-	return azerr.Conflict("Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.", name).
-		WithInner(innerDeleted)
-}
+func errKeyDeletedConflict(name string) *azerr.Error { return errObjectDeletedConflict("key", name) }
 
-func errKeyRestoreConflict(name string) *azerr.Error {
-	return azerr.Conflict("Key %s already exists in this key vault and cannot be restored over; delete and purge it first, or restore into another vault.", name)
-}
+func errKeyRestoreConflict(name string) *azerr.Error { return errObjectRestoreConflict("key", name) }
 
 func errHSMUnsupported() *azerr.Error {
 	return azerr.BadParameter("keyhaven keeps keys in software: HSM-protected keys (RSA-HSM, EC-HSM, oct-HSM, BYOK 'key_hsm', 'Hsm': true, attestation) are not supported.")
