@@ -322,24 +322,48 @@ func (s *Service) openSecretBackup(ctx context.Context, v *VaultInfo, raw []byte
 // sealed by this service cannot smuggle in a name or version the API would
 // refuse.
 func validateBackupMeta(bm *backupMeta, nValues int) *azerr.Error {
-	if !validName(bm.Name) || len(bm.Versions) == 0 || len(bm.Versions) > maxBackupVersions || len(bm.Versions) != nValues {
+	vs, ok := newBackupVersions(bm.Name, bm.Latest, len(bm.Versions))
+	if !ok || len(bm.Versions) != nValues {
 		return errBadBackup()
 	}
-	seen := map[string]bool{}
-	latest := false
 	for i := range bm.Versions {
 		m := &bm.Versions[i]
-		if !versionRE.MatchString(m.Version) || m.Version != strings.ToLower(m.Version) || seen[m.Version] ||
-			!strings.EqualFold(m.Name, bm.Name) || len(m.Tags) > MaxTags || len(m.ContentType) > 4*MaxContentTypeLen {
+		if !vs.add(m.Version, m.Name) || len(m.Tags) > MaxTags || len(m.ContentType) > 4*MaxContentTypeLen {
 			return errBadBackup()
 		}
-		seen[m.Version] = true
-		latest = latest || m.Version == bm.Latest
 	}
-	if !latest {
+	if !vs.sawLatest {
 		return errBadBackup()
 	}
 	return nil
+}
+
+// backupVersions checks, version by version, what the metadata of every
+// kind of blob must hold: a valid name, 1 to maxBackupVersions versions,
+// each a lower-case version id of the blob's name listed once, and among
+// them the latest (sawLatest once all are added).
+type backupVersions struct {
+	name, latest string
+	seen         map[string]bool
+	sawLatest    bool
+}
+
+func newBackupVersions(name, latest string, n int) (*backupVersions, bool) {
+	if !validName(name) || n == 0 || n > maxBackupVersions {
+		return nil, false
+	}
+	return &backupVersions{name: name, latest: latest, seen: map[string]bool{}}, true
+}
+
+// add checks the next version, listed with the object name it names.
+func (vs *backupVersions) add(version, name string) bool {
+	if !versionRE.MatchString(version) || version != strings.ToLower(version) || vs.seen[version] ||
+		!strings.EqualFold(name, vs.name) {
+		return false
+	}
+	vs.seen[version] = true
+	vs.sawLatest = vs.sawLatest || version == vs.latest
+	return true
 }
 
 func (s *Service) restoreSecret(rq *request) (int, any, error) {

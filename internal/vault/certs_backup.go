@@ -119,27 +119,24 @@ func (e errorString) Error() string { return string(e) }
 // validCertBackupMeta checks the shape of an opened blob's metadata.
 func validCertBackupMeta(bm *certBackupMeta, nValues int) bool {
 	n := len(bm.Certs)
-	if !validName(bm.Name) || n == 0 || n > maxBackupVersions || len(bm.Keys) != n || len(bm.Secrets) != n || nValues != 2*n {
+	vs, ok := newBackupVersions(bm.Name, bm.Latest, n)
+	if !ok || len(bm.Keys) != n || len(bm.Secrets) != n || nValues != 2*n {
 		return false
 	}
 	p := bm.Policy.Policy
 	if p.KeyProps == nil || p.SecretProps == nil || p.X509Props == nil || normalizePolicy(&p, false) != nil {
 		return false
 	}
-	seen := map[string]bool{}
-	latest := false
 	for i := range bm.Certs {
 		c, k, s := &bm.Certs[i], &bm.Keys[i], &bm.Secrets[i]
 		ver := c.Version
-		if !versionRE.MatchString(ver) || ver != strings.ToLower(ver) || seen[ver] || k.Version != ver || s.Version != ver ||
-			!strings.EqualFold(c.Name, bm.Name) || !strings.EqualFold(k.Name, bm.Name) || !strings.EqualFold(s.Name, bm.Name) ||
+		if !vs.add(ver, c.Name) || k.Version != ver || s.Version != ver ||
+			!strings.EqualFold(k.Name, bm.Name) || !strings.EqualFold(s.Name, bm.Name) ||
 			len(c.Tags) > MaxTags || !k.Managed || !s.Managed || (k.Kty != ktyRSA && k.Kty != ktyEC) || checkOpsFor(k.Kty, k.Ops) != nil {
 			return false
 		}
-		seen[ver] = true
-		latest = latest || ver == bm.Latest
 	}
-	return latest
+	return vs.sawLatest
 }
 
 // openCertBackup opens a certificate blob for restore into vault v and

@@ -109,23 +109,19 @@ func (s *Service) openKeyBackup(ctx context.Context, v *VaultInfo, raw []byte) (
 
 // validKeyBackupMeta re-checks the sealed metadata against the API's rules.
 func validKeyBackupMeta(bm *keyBackupMeta, nValues int) bool {
-	if !validName(bm.Name) || len(bm.Versions) == 0 || len(bm.Versions) > maxBackupVersions || len(bm.Versions) != nValues {
+	vs, ok := newBackupVersions(bm.Name, bm.Latest, len(bm.Versions))
+	if !ok || len(bm.Versions) != nValues {
 		return false
 	}
-	seen := map[string]bool{}
-	latest := false
 	for i := range bm.Versions {
 		m := &bm.Versions[i]
-		if !versionRE.MatchString(m.Version) || m.Version != strings.ToLower(m.Version) || seen[m.Version] ||
-			!strings.EqualFold(m.Name, bm.Name) || len(m.Tags) > MaxTags || len(m.Ops) > maxKeyOps ||
+		if !vs.add(m.Version, m.Name) || len(m.Tags) > MaxTags || len(m.Ops) > maxKeyOps ||
 			(m.Kty != ktyRSA && m.Kty != ktyEC) || checkOpsFor(m.Kty, m.Ops) != nil ||
 			slices.Contains(m.Ops, "export") {
 			return false
 		}
-		seen[m.Version] = true
-		latest = latest || m.Version == bm.Latest
 	}
-	return latest
+	return vs.sawLatest
 }
 
 func (s *Service) restoreKey(rq *request) (int, any, error) {
