@@ -149,25 +149,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 				}
 				body["crv"] = curve
 			}
-			attr := map[string]any{}
-			if err := attrs.fill(cmd, body, attr, body); err != nil {
-				return err
-			}
-			if disabled.set {
-				attr["enabled"] = !disabled.val
-			}
-			if len(attr) > 0 {
-				body["attributes"] = attr
-			}
-			it, err := a.item(keyObject, &f)
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPost, kvURL(it.base, "/keys/"+it.name+"/create", nil), body)
-			if err != nil {
-				return err
-			}
-			return a.print(v)
+			return a.sendNewKey(cmd, &f, &attrs, disabled, body, body, http.MethodPost, "/create")
 		},
 	}
 	f.bind(cmd, keyObject, false, true)
@@ -175,9 +157,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&kty, "kty", "", "The type of key to create: "+strings.Join(keyTypes, ", ")+" (keyhaven creates RSA and EC).")
 	cmd.Flags().IntVar(&size, "size", 0, "The key size in bits: 2048, 3072 or 4096 for RSA.")
 	cmd.Flags().StringVar(&curve, "curve", "", "Elliptic curve name: "+strings.Join(keyCurves, ", ")+".")
-	cmd.Flags().StringVarP(&protection, "protection", "p", "software", "Specifies the type of key protection: software (hsm is refused by keyhaven).")
-	cmd.Flags().Var(&disabled, "disabled", "Create key in disabled state.")
-	cmd.Flags().Lookup("disabled").NoOptDefVal = "true"
+	bindNewKeyFlags(cmd, &protection, &disabled, "Create key in disabled state.")
 	return cmd
 }
 
@@ -214,35 +194,46 @@ func newKeyImportCmd(a *app) *cobra.Command {
 			if protection == "hsm" {
 				body["Hsm"] = true
 			}
-			attr := map[string]any{}
-			if err := attrs.fill(cmd, body, attr, jwk); err != nil {
-				return err
-			}
-			if disabled.set {
-				attr["enabled"] = !disabled.val
-			}
-			if len(attr) > 0 {
-				body["attributes"] = attr
-			}
-			it, err := a.item(keyObject, &f)
-			if err != nil {
-				return err
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPut, kvURL(it.base, "/keys/"+it.name, nil), body)
-			if err != nil {
-				return err
-			}
-			return a.print(v)
+			return a.sendNewKey(cmd, &f, &attrs, disabled, body, jwk, http.MethodPut, "")
 		},
 	}
 	f.bind(cmd, keyObject, false, true)
 	attrs.bind(cmd)
 	cmd.Flags().StringVar(&pemFile, "pem-file", "", "PEM file containing the key to be imported.")
 	cmd.Flags().StringVar(&pemString, "pem-string", "", "PEM string containing the key to be imported.")
-	cmd.Flags().StringVarP(&protection, "protection", "p", "software", "Specifies the type of key protection: software (hsm is refused by keyhaven).")
-	cmd.Flags().Var(&disabled, "disabled", "Import key in disabled state.")
-	cmd.Flags().Lookup("disabled").NoOptDefVal = "true"
+	bindNewKeyFlags(cmd, &protection, &disabled, "Import key in disabled state.")
 	return cmd
+}
+
+// bindNewKeyFlags adds the --protection and --disabled of create and import.
+func bindNewKeyFlags(cmd *cobra.Command, protection *string, disabled *triBool, disabledHelp string) {
+	cmd.Flags().StringVarP(protection, "protection", "p", "software", "Specifies the type of key protection: software (hsm is refused by keyhaven).")
+	cmd.Flags().Var(disabled, "disabled", disabledHelp)
+	cmd.Flags().Lookup("disabled").NoOptDefVal = "true"
+}
+
+// sendNewKey ends create and import: the attributes and --disabled go into
+// body (key_ops into opsInto) and body goes to /keys/{name}{suffix}.
+func (a *app) sendNewKey(cmd *cobra.Command, f *objFlags, attrs *keyAttrs, disabled triBool, body, opsInto map[string]any, method, suffix string) error {
+	attr := map[string]any{}
+	if err := attrs.fill(cmd, body, attr, opsInto); err != nil {
+		return err
+	}
+	if disabled.set {
+		attr["enabled"] = !disabled.val
+	}
+	if len(attr) > 0 {
+		body["attributes"] = attr
+	}
+	it, err := a.item(keyObject, f)
+	if err != nil {
+		return err
+	}
+	v, err := a.kv(cmd.Context(), method, kvURL(it.base, "/keys/"+it.name+suffix, nil), body)
+	if err != nil {
+		return err
+	}
+	return a.print(v)
 }
 
 // pemToJWK reads one unencrypted private key from PEM and returns it as a
