@@ -929,24 +929,11 @@ func purgeCertTx(ctx context.Context, tx store.Tx, iid, lname string, d *certDel
 
 func (s *Service) listCerts(rq *request) (int, any, error) {
 	prefix := certHeadPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := certListWire{Value: make([]certWire, 0, len(recs))}
-	for _, r := range recs {
-		h, err := store.DecodeJSON[certHeadRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
+	return listRecords(s, rq, prefix, lowerName, "/certificates", func(h *certHeadRec) certWire {
 		w := rq.certWireOf(&h.Meta, false, nil)
 		w.ID = rq.base + "/certificates/" + h.Meta.Name
-		out.Value = append(out.Value, w)
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/certificates", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+		return w
+	})
 }
 
 func (s *Service) listCertVersions(rq *request) (int, any, error) {
@@ -959,44 +946,18 @@ func (s *Service) listCertVersions(rq *request) (int, any, error) {
 	if !ok {
 		return 0, nil, errCertNotFound(name)
 	}
-	recs, more, limit, explicit, err := s.listPage(rq, certVersionsPrefix(iid, lname), lowerVersion)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := certListWire{Value: make([]certWire, 0, len(recs))}
-	for _, r := range recs {
-		m, err := store.DecodeJSON[certMeta](r)
-		if err != nil {
-			return 0, nil, err
-		}
-		out.Value = append(out.Value, rq.certWireOf(m, false, nil))
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/certificates/"+name+"/versions", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+	return listRecords(s, rq, certVersionsPrefix(iid, lname), lowerVersion, "/certificates/"+name+"/versions", func(m *certMeta) certWire {
+		return rq.certWireOf(m, false, nil)
+	})
 }
 
 func (s *Service) listDeletedCerts(rq *request) (int, any, error) {
 	prefix := certDeletedPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := certListWire{Value: make([]certWire, 0, len(recs))}
-	for _, r := range recs {
-		d, err := store.DecodeJSON[certDeletedRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
+	return listRecords(s, rq, prefix, lowerName, "/deletedcertificates", func(d *certDeletedRec) certWire {
 		w := rq.deletedCertWire(d, false, nil)
 		w.ID = rq.base + "/certificates/" + d.Meta.Name
-		out.Value = append(out.Value, w)
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/deletedcertificates", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+		return w
+	})
 }
 
 // certOperation answers GET, PATCH (cancel) and DELETE of

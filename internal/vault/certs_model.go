@@ -186,11 +186,6 @@ type certPendingRef struct {
 	ID string `json:"id"`
 }
 
-type certListWire struct {
-	Value    []certWire `json:"value"`
-	NextLink *string    `json:"nextLink"`
-}
-
 type certOpWire struct {
 	ID            string      `json:"id"`
 	Issuer        *certIssuer `json:"issuer,omitempty"`

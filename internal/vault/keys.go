@@ -475,22 +475,9 @@ func purgeKeyTx(ctx context.Context, tx store.Tx, iid, lname string, d *keyDelet
 
 func (s *Service) listKeys(rq *request) (int, any, error) {
 	prefix := keyHeadPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
-	for _, r := range recs {
-		h, err := store.DecodeJSON[keyHeadRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
-		out.Value = append(out.Value, rq.keyItem(&h.Meta))
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/keys", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+	return listRecords(s, rq, prefix, lowerName, "/keys", func(h *keyHeadRec) keyWire {
+		return rq.keyItem(&h.Meta)
+	})
 }
 
 // keyItem is a KeyItem: kid names the key without a version in lists of
@@ -511,42 +498,16 @@ func (s *Service) listKeyVersions(rq *request) (int, any, error) {
 	if !ok {
 		return 0, nil, errKeyNotFound(name)
 	}
-	recs, more, limit, explicit, err := s.listPage(rq, keyVersionsPrefix(iid, lname), lowerVersion)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
-	for _, r := range recs {
-		vr, err := store.DecodeJSON[keyVersionRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
-		out.Value = append(out.Value, rq.keyWireOf(&vr.keyMeta, false))
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/keys/"+name+"/versions", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+	return listRecords(s, rq, keyVersionsPrefix(iid, lname), lowerVersion, "/keys/"+name+"/versions", func(vr *keyVersionRec) keyWire {
+		return rq.keyWireOf(&vr.keyMeta, false)
+	})
 }
 
 func (s *Service) listDeletedKeys(rq *request) (int, any, error) {
 	prefix := keyDeletedPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := keyListWire{Value: make([]keyWire, 0, len(recs))}
-	for _, r := range recs {
-		d, err := store.DecodeJSON[keyDeletedRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
+	return listRecords(s, rq, prefix, lowerName, "/deletedkeys", func(d *keyDeletedRec) keyWire {
 		w := rq.deletedKeyWire(d, false)
 		w.Kid = rq.base + "/keys/" + d.Meta.Name
-		out.Value = append(out.Value, w)
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/deletedkeys", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+		return w
+	})
 }

@@ -137,11 +137,6 @@ type keyWire struct {
 	deletionWire                   // set for deleted objects only
 }
 
-type keyListWire struct {
-	Value    []keyWire `json:"value"`
-	NextLink *string   `json:"nextLink"`
-}
-
 // keyIn is the body of create (POST .../create), import (PUT) and update
 // (PATCH). Fields that do not belong to the operation are refused by the
 // parser of that operation.

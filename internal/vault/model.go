@@ -118,9 +118,10 @@ type deletionWire struct {
 	ScheduledPurgeDate *int64 `json:"scheduledPurgeDate,omitempty"`
 }
 
-type listWire struct {
-	Value    []secretWire `json:"value"`
-	NextLink *string      `json:"nextLink"`
+// listWire is a page of secrets, keys or certificates.
+type listWire[W any] struct {
+	Value    []W     `json:"value"`
+	NextLink *string `json:"nextLink"`
 }
 
 type backupWire struct {

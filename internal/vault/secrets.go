@@ -476,24 +476,33 @@ func (s *Service) listPage(rq *request, prefix string, valid func(string) bool) 
 	return recs, more, limit, explicit, nil
 }
 
-func (s *Service) listSecrets(rq *request) (int, any, error) {
-	prefix := headPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
+// listRecords answers a list operation: a page of the records under prefix
+// (their last key segment checked with valid), each rendered with item, and
+// the next page's link to path.
+func listRecords[R, W any](s *Service, rq *request, prefix string, valid func(string) bool, path string, item func(*R) W) (int, any, error) {
+	recs, more, limit, explicit, err := s.listPage(rq, prefix, valid)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := listWire{Value: make([]secretWire, 0, len(recs))}
+	out := listWire[W]{Value: make([]W, 0, len(recs))}
 	for _, r := range recs {
-		h, err := store.DecodeJSON[headRec](r)
+		v, err := store.DecodeJSON[R](r)
 		if err != nil {
 			return 0, nil, err
 		}
-		out.Value = append(out.Value, rq.wire(&h.Meta, false))
+		out.Value = append(out.Value, item(v))
 	}
 	if more != "" {
-		out.NextLink = rq.nextLink("/secrets", more, limit, explicit)
+		out.NextLink = rq.nextLink(path, more, limit, explicit)
 	}
 	return http.StatusOK, out, nil
+}
+
+func (s *Service) listSecrets(rq *request) (int, any, error) {
+	prefix := headPrefix(rq.vault.InternalID)
+	return listRecords(s, rq, prefix, lowerName, "/secrets", func(h *headRec) secretWire {
+		return rq.wire(&h.Meta, false)
+	})
 }
 
 func (s *Service) listVersions(rq *request) (int, any, error) {
@@ -506,40 +515,14 @@ func (s *Service) listVersions(rq *request) (int, any, error) {
 	if !ok {
 		return 0, nil, errSecretNotFound(name)
 	}
-	recs, more, limit, explicit, err := s.listPage(rq, versionsPrefix(iid, lname), lowerVersion)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := listWire{Value: make([]secretWire, 0, len(recs))}
-	for _, r := range recs {
-		vr, err := store.DecodeJSON[versionRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
-		out.Value = append(out.Value, rq.wire(&vr.meta, true))
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/secrets/"+name+"/versions", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+	return listRecords(s, rq, versionsPrefix(iid, lname), lowerVersion, "/secrets/"+name+"/versions", func(vr *versionRec) secretWire {
+		return rq.wire(&vr.meta, true)
+	})
 }
 
 func (s *Service) listDeleted(rq *request) (int, any, error) {
 	prefix := deletedPrefix(rq.vault.InternalID)
-	recs, more, limit, explicit, err := s.listPage(rq, prefix, lowerName)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := listWire{Value: make([]secretWire, 0, len(recs))}
-	for _, r := range recs {
-		d, err := store.DecodeJSON[deletedRec](r)
-		if err != nil {
-			return 0, nil, err
-		}
-		out.Value = append(out.Value, rq.deletedWire(d, false))
-	}
-	if more != "" {
-		out.NextLink = rq.nextLink("/deletedsecrets", more, limit, explicit)
-	}
-	return http.StatusOK, out, nil
+	return listRecords(s, rq, prefix, lowerName, "/deletedsecrets", func(d *deletedRec) secretWire {
+		return rq.deletedWire(d, false)
+	})
 }
