@@ -91,24 +91,8 @@ func TestCertificateCommands(t *testing.T) {
 			wantMethod: "GET", wantPath: "/certificates/c1/v9"},
 		{name: "ok/list", args: []string{"keyvault", "certificate", "list", "--vault-name", "myvault", "--query", "[].name", "-o", "tsv"},
 			wantMethod: "GET", wantPath: "/certificates", wantOut: "a\nb\n"},
-		{name: "ok/list-versions", args: []string{"keyvault", "certificate", "list-versions", "--vault-name", "myvault", "-n", "c1"},
-			wantMethod: "GET", wantPath: "/certificates/c1/versions"},
 		{name: "ok/set-attributes", args: []string{"keyvault", "certificate", "set-attributes", "--vault-name", "myvault", "-n", "c1", "--enabled", "false", "--tags", "a=b"},
 			wantMethod: "PATCH", wantPath: "/certificates/c1/", wantBody: map[string]any{"attributes": map[string]any{"enabled": false}, "tags": map[string]any{"a": "b"}}},
-		{name: "ok/delete", args: []string{"keyvault", "certificate", "delete", "--vault-name", "myvault", "-n", "c1"},
-			wantMethod: "DELETE", wantPath: "/certificates/c1"},
-		{name: "ok/show-deleted", args: []string{"keyvault", "certificate", "show-deleted", "--vault-name", "myvault", "-n", "c1"},
-			wantMethod: "GET", wantPath: "/deletedcertificates/c1"},
-		{name: "ok/list-deleted", args: []string{"keyvault", "certificate", "list-deleted", "--vault-name", "myvault"},
-			wantMethod: "GET", wantPath: "/deletedcertificates"},
-		{name: "ok/recover", args: []string{"keyvault", "certificate", "recover", "--vault-name", "myvault", "-n", "c1"},
-			wantMethod: "POST", wantPath: "/deletedcertificates/c1/recover"},
-		{name: "ok/purge-by-id", args: []string{"keyvault", "certificate", "purge", "--id", base + "/deletedcertificates/c1"},
-			wantMethod: "DELETE", wantPath: "/deletedcertificates/c1"},
-		{name: "ok/backup", args: []string{"keyvault", "certificate", "backup", "--vault-name", "myvault", "-n", "c1", "--file", backup},
-			wantMethod: "POST", wantPath: "/certificates/c1/backup"},
-		{name: "ok/restore", args: []string{"keyvault", "certificate", "restore", "--vault-name", "myvault", "--file", backup},
-			wantMethod: "POST", wantPath: "/certificates/restore", wantBody: map[string]any{"value": base64.RawURLEncoding.EncodeToString([]byte("sealed-cert-blob"))}},
 		{name: "ok/download-pem", args: []string{"keyvault", "certificate", "download", "--vault-name", "myvault", "-n", "c1", "-f", pemOut},
 			wantMethod: "GET", wantPath: "/certificates/c1/"},
 		{name: "ok/download-der", args: []string{"keyvault", "certificate", "download", "--vault-name", "myvault", "-n", "c1", "-f", derOut, "--encoding", "DER"},
@@ -131,6 +115,7 @@ func TestCertificateCommands(t *testing.T) {
 		{name: "fail/too-many-tags", args: []string{"keyvault", "certificate", "set-attributes", "--vault-name", "myvault", "-n", "c1", "--tags",
 			"a=1", "b=1", "c=1", "d=1", "e=1", "f=1", "g=1", "h=1", "i=1", "j=1", "k=1", "l=1", "m=1", "n=1", "o=1", "p=1"}, wantCode: 2},
 	}
+	tests = append(tests, sharedVerbCases("certificate", "certificates", "c1", base, backup, []byte("sealed-cert-blob"))...)
 	runKVCases(t, f, h, tests)
 	if pendingPolls != 1 {
 		t.Fatalf("pending polled %d times", pendingPolls)

@@ -103,26 +103,10 @@ func TestKeyCommands(t *testing.T) {
 			wantMethod: "GET", wantPath: "/keys/k1/v9"},
 		{name: "ok/list-hides-managed", args: []string{"keyvault", "key", "list", "--vault-name", "myvault", "--query", "[].name", "-o", "tsv"},
 			wantMethod: "GET", wantPath: "/keys", wantOut: "a\n"},
-		{name: "ok/list-versions", args: []string{"keyvault", "key", "list-versions", "--vault-name", "myvault", "-n", "k1"},
-			wantMethod: "GET", wantPath: "/keys/k1/versions"},
 		{name: "ok/set-attributes", args: []string{"keyvault", "key", "set-attributes", "--vault-name", "myvault", "-n", "k1", "--enabled", "false", "--ops", "sign", "verify"},
 			wantMethod: "PATCH", wantPath: "/keys/k1/", wantBody: map[string]any{"attributes": map[string]any{"enabled": false}, "key_ops": []any{"sign", "verify"}}},
-		{name: "ok/delete", args: []string{"keyvault", "key", "delete", "--vault-name", "myvault", "-n", "k1"},
-			wantMethod: "DELETE", wantPath: "/keys/k1"},
-		{name: "ok/show-deleted", args: []string{"keyvault", "key", "show-deleted", "--vault-name", "myvault", "-n", "k1"},
-			wantMethod: "GET", wantPath: "/deletedkeys/k1"},
-		{name: "ok/list-deleted", args: []string{"keyvault", "key", "list-deleted", "--vault-name", "myvault"},
-			wantMethod: "GET", wantPath: "/deletedkeys"},
-		{name: "ok/recover", args: []string{"keyvault", "key", "recover", "--vault-name", "myvault", "-n", "k1"},
-			wantMethod: "POST", wantPath: "/deletedkeys/k1/recover"},
 		{name: "ok/rotate", args: []string{"keyvault", "key", "rotate", "--vault-name", "myvault", "-n", "k1"},
 			wantMethod: "POST", wantPath: "/keys/k1/rotate"},
-		{name: "ok/purge-by-id", args: []string{"keyvault", "key", "purge", "--id", vaultURL + "/deletedkeys/k1"},
-			wantMethod: "DELETE", wantPath: "/deletedkeys/k1"},
-		{name: "ok/backup", args: []string{"keyvault", "key", "backup", "--vault-name", "myvault", "-n", "k1", "--file", backup},
-			wantMethod: "POST", wantPath: "/keys/k1/backup"},
-		{name: "ok/restore", args: []string{"keyvault", "key", "restore", "--vault-name", "myvault", "--file", backup},
-			wantMethod: "POST", wantPath: "/keys/restore", wantBody: map[string]any{"value": b64u([]byte("sealed-key-blob"))}},
 		{name: "ok/encrypt-plaintext", args: []string{"keyvault", "key", "encrypt", "--vault-name", "myvault", "-n", "k1", "-a", "RSA-OAEP-256",
 			"--value", "hello", "--data-type", "plaintext"},
 			wantMethod: "POST", wantPath: "/keys/k1/encrypt", wantBody: map[string]any{"alg": "RSA-OAEP-256", "value": b64u([]byte("hello"))},
@@ -150,6 +134,7 @@ func TestKeyCommands(t *testing.T) {
 		{name: "fail/foreign-id-host", args: []string{"keyvault", "key", "show", "--id", "https://evil.example.com/keys/k1"}, wantCode: 2},
 		{name: "fail/secret-id", args: []string{"keyvault", "key", "show", "--id", vaultURL + "/secrets/k1"}, wantCode: 2},
 	}
+	tests = append(tests, sharedVerbCases("key", "keys", "k1", vaultURL, backup, []byte("sealed-key-blob"))...)
 	runKVCases(t, f, h, tests)
 	if b, err := os.ReadFile(backup); err != nil || string(b) != "sealed-key-blob" {
 		t.Fatalf("backup file: %q %v", b, err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -96,5 +97,31 @@ func runKVCases(t *testing.T, f *fakeServer, h *harness, tests []kvCase) {
 				tc.check(t, r)
 			}
 		})
+	}
+}
+
+// sharedVerbCases are the rows for the verbs secrets, keys and certificates
+// share, run on the object name in myvault (group is the command group,
+// "secret"; coll its collection, "secrets"). backup receives the blob the
+// fake vault answers for backup, which restore sends back.
+func sharedVerbCases(group, coll, name, vaultURL, backup string, blob []byte) []kvCase {
+	deleted := "/deleted" + coll + "/" + name
+	return []kvCase{
+		{name: "ok/list-versions", args: []string{"keyvault", group, "list-versions", "--vault-name", "myvault", "-n", name},
+			wantMethod: "GET", wantPath: "/" + coll + "/" + name + "/versions"},
+		{name: "ok/delete", args: []string{"keyvault", group, "delete", "--vault-name", "myvault", "-n", name},
+			wantMethod: "DELETE", wantPath: "/" + coll + "/" + name},
+		{name: "ok/show-deleted", args: []string{"keyvault", group, "show-deleted", "--vault-name", "myvault", "-n", name},
+			wantMethod: "GET", wantPath: deleted},
+		{name: "ok/list-deleted", args: []string{"keyvault", group, "list-deleted", "--vault-name", "myvault"},
+			wantMethod: "GET", wantPath: "/deleted" + coll},
+		{name: "ok/recover", args: []string{"keyvault", group, "recover", "--vault-name", "myvault", "-n", name},
+			wantMethod: "POST", wantPath: deleted + "/recover"},
+		{name: "ok/purge-by-id", args: []string{"keyvault", group, "purge", "--id", vaultURL + deleted},
+			wantMethod: "DELETE", wantPath: deleted},
+		{name: "ok/backup", args: []string{"keyvault", group, "backup", "--vault-name", "myvault", "-n", name, "--file", backup},
+			wantMethod: "POST", wantPath: "/" + coll + "/" + name + "/backup"},
+		{name: "ok/restore", args: []string{"keyvault", group, "restore", "--vault-name", "myvault", "--file", backup},
+			wantMethod: "POST", wantPath: "/" + coll + "/restore", wantBody: map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)}},
 	}
 }

@@ -75,24 +75,8 @@ func TestSecretCommands(t *testing.T) {
 			wantMethod: "GET", wantPath: "/secrets/s1/", wantOut: "the-value\n"},
 		{name: "ok/list-hides-managed", args: []string{"keyvault", "secret", "list", "--vault-name", "myvault", "--query", "[].name", "-o", "tsv"},
 			wantMethod: "GET", wantPath: "/secrets", wantOut: "a\n"},
-		{name: "ok/list-versions", args: []string{"keyvault", "secret", "list-versions", "--vault-name", "myvault", "-n", "s1"},
-			wantMethod: "GET", wantPath: "/secrets/s1/versions"},
 		{name: "ok/set-attributes", args: []string{"keyvault", "secret", "set-attributes", "--vault-name", "myvault", "-n", "s1", "--enabled", "true", "--tags", "a=b"},
 			wantMethod: "PATCH", wantPath: "/secrets/s1/", wantBody: map[string]any{"attributes": map[string]any{"enabled": true}, "tags": map[string]any{"a": "b"}}},
-		{name: "ok/delete", args: []string{"keyvault", "secret", "delete", "--vault-name", "myvault", "-n", "s1"},
-			wantMethod: "DELETE", wantPath: "/secrets/s1"},
-		{name: "ok/show-deleted", args: []string{"keyvault", "secret", "show-deleted", "--vault-name", "myvault", "-n", "s1"},
-			wantMethod: "GET", wantPath: "/deletedsecrets/s1"},
-		{name: "ok/list-deleted", args: []string{"keyvault", "secret", "list-deleted", "--vault-name", "myvault"},
-			wantMethod: "GET", wantPath: "/deletedsecrets"},
-		{name: "ok/recover", args: []string{"keyvault", "secret", "recover", "--vault-name", "myvault", "-n", "s1"},
-			wantMethod: "POST", wantPath: "/deletedsecrets/s1/recover"},
-		{name: "ok/purge-by-id", args: []string{"keyvault", "secret", "purge", "--id", vaultURL + "/deletedsecrets/s1"},
-			wantMethod: "DELETE", wantPath: "/deletedsecrets/s1"},
-		{name: "ok/backup", args: []string{"keyvault", "secret", "backup", "--vault-name", "myvault", "-n", "s1", "--file", backup},
-			wantMethod: "POST", wantPath: "/secrets/s1/backup"},
-		{name: "ok/restore", args: []string{"keyvault", "secret", "restore", "--vault-name", "myvault", "--file", backup},
-			wantMethod: "POST", wantPath: "/secrets/restore", wantBody: map[string]any{"value": base64.RawURLEncoding.EncodeToString([]byte("sealed-blob"))}},
 		{name: "fail/not-found", args: []string{"keyvault", "secret", "show", "--vault-name", "myvault", "-n", "missing"}, wantCode: 1,
 			wantErr: "ERROR: (SecretNotFound) A secret with (name/id) missing was not found in this key vault.\n", wantMethod: "GET", wantPath: "/secrets/missing/"},
 		{name: "fail/value-and-file", args: []string{"keyvault", "secret", "set", "--vault-name", "myvault", "-n", "s1", "--value", "x", "--file", plain}, wantCode: 2},
@@ -101,6 +85,7 @@ func TestSecretCommands(t *testing.T) {
 		{name: "fail/foreign-id-host", args: []string{"keyvault", "secret", "show", "--id", "https://evil.example.com/secrets/s1"}, wantCode: 2},
 		{name: "fail/utf8-file", args: []string{"keyvault", "secret", "set", "--vault-name", "myvault", "-n", "s1", "--file", plain}, wantCode: 2},
 	}
+	tests = append(tests, sharedVerbCases("secret", "secrets", "s1", vaultURL, backup, []byte("sealed-blob"))...)
 	runKVCases(t, f, h, tests)
 	if b, err := os.ReadFile(backup); err != nil || string(b) != "sealed-blob" {
 		t.Fatalf("backup file: %q %v", b, err)
