@@ -755,12 +755,9 @@ func (s *Service) deleteCert(rq *request) (int, any, error) {
 		if err != nil {
 			return err
 		}
-		purgeAt := now + int64(retentionDays(rq.vault))*86400
+		purgeAt := purgeAtFrom(now, rq.vault)
 		d = certDeletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: purgeAt}
-		if _, err := store.PutJSON(ctx, tx, certDeletedKey(iid, lname), d, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, certHeadKey(iid, lname), hv); err != nil {
+		if err := moveRec(ctx, tx, certHeadKey(iid, lname), hv, certDeletedKey(iid, lname), d); err != nil {
 			return err
 		}
 		if _, err := tx.Put(ctx, certPurgeIndexKey(purgeAt, iid, lname), nil, store.Any); err != nil {
@@ -769,20 +766,14 @@ func (s *Service) deleteCert(rq *request) (int, any, error) {
 		// The backing key and secret go with it (no purge index entries of
 		// their own: the certificate's purge removes them).
 		if sh, shv, err := store.GetJSON[headRec](ctx, tx, headKey(iid, lname)); err == nil && sh.Meta.Managed {
-			if _, err := store.PutJSON(ctx, tx, deletedKey(iid, lname), deletedRec{Meta: sh.Meta, DeletedDate: now, PurgeAt: purgeAt}, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, headKey(iid, lname), shv); err != nil {
+			if err := moveRec(ctx, tx, headKey(iid, lname), shv, deletedKey(iid, lname), deletedRec{Meta: sh.Meta, DeletedDate: now, PurgeAt: purgeAt}); err != nil {
 				return err
 			}
 		} else if err != nil && !notFound(err) {
 			return err
 		}
 		if kh, khv, err := store.GetJSON[keyHeadRec](ctx, tx, keyHeadKey(iid, lname)); err == nil && kh.Meta.Managed {
-			if _, err := store.PutJSON(ctx, tx, keyDeletedKey(iid, lname), keyDeletedRec{Meta: kh.Meta, DeletedDate: now, PurgeAt: purgeAt}, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, keyHeadKey(iid, lname), khv); err != nil {
+			if err := moveRec(ctx, tx, keyHeadKey(iid, lname), khv, keyDeletedKey(iid, lname), keyDeletedRec{Meta: kh.Meta, DeletedDate: now, PurgeAt: purgeAt}); err != nil {
 				return err
 			}
 		} else if err != nil && !notFound(err) {
@@ -833,30 +824,21 @@ func (s *Service) recoverCert(rq *request) (int, any, error) {
 			return err
 		}
 		m = d.Meta
-		if _, err := store.PutJSON(ctx, tx, certHeadKey(iid, lname), certHeadRec{Meta: m}, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, certDeletedKey(iid, lname), dv); err != nil {
+		if err := moveRec(ctx, tx, certDeletedKey(iid, lname), dv, certHeadKey(iid, lname), certHeadRec{Meta: m}); err != nil {
 			return err
 		}
 		if err := tx.Delete(ctx, certPurgeIndexKey(d.PurgeAt, iid, lname), store.Any); err != nil {
 			return err
 		}
 		if sd, sdv, err := store.GetJSON[deletedRec](ctx, tx, deletedKey(iid, lname)); err == nil && sd.Meta.Managed {
-			if _, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: sd.Meta}, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, deletedKey(iid, lname), sdv); err != nil {
+			if err := moveRec(ctx, tx, deletedKey(iid, lname), sdv, headKey(iid, lname), headRec{Meta: sd.Meta}); err != nil {
 				return err
 			}
 		} else if err != nil && !notFound(err) {
 			return err
 		}
 		if kd, kdv, err := store.GetJSON[keyDeletedRec](ctx, tx, keyDeletedKey(iid, lname)); err == nil && kd.Meta.Managed {
-			if _, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: kd.Meta}, store.Absent); err != nil {
-				return err
-			}
-			if err := tx.Delete(ctx, keyDeletedKey(iid, lname), kdv); err != nil {
+			if err := moveRec(ctx, tx, keyDeletedKey(iid, lname), kdv, keyHeadKey(iid, lname), keyHeadRec{Meta: kd.Meta}); err != nil {
 				return err
 			}
 		} else if err != nil && !notFound(err) {

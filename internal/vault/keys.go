@@ -382,11 +382,8 @@ func (s *Service) deleteKey(rq *request) (int, any, error) {
 		if err != nil {
 			return err
 		}
-		d = keyDeletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
-		if _, err := store.PutJSON(ctx, tx, keyDeletedKey(iid, lname), d, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, keyHeadKey(iid, lname), hv); err != nil {
+		d = keyDeletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: purgeAtFrom(now, rq.vault)}
+		if err := moveRec(ctx, tx, keyHeadKey(iid, lname), hv, keyDeletedKey(iid, lname), d); err != nil {
 			return err
 		}
 		_, err = tx.Put(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
@@ -426,10 +423,7 @@ func (s *Service) recoverKey(rq *request) (int, any, error) {
 			return err
 		}
 		m = d.Meta
-		if _, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, keyDeletedKey(iid, lname), dv); err != nil {
+		if err := moveRec(ctx, tx, keyDeletedKey(iid, lname), dv, keyHeadKey(iid, lname), keyHeadRec{Meta: m}); err != nil {
 			return err
 		}
 		return tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any)

@@ -26,6 +26,9 @@ func retentionDays(v *VaultInfo) int {
 	return v.SoftDeleteRetentionInDays
 }
 
+// purgeAtFrom is when an object of vault v deleted at now is purged.
+func purgeAtFrom(now int64, v *VaultInfo) int64 { return now + int64(retentionDays(v))*86400 }
+
 // recoveryLevel is the deletion recovery level Key Vault reports for the
 // vault's soft-delete settings.
 func recoveryLevel(v *VaultInfo) string {
@@ -341,11 +344,8 @@ func (s *Service) deleteSecret(rq *request) (int, any, error) {
 		if err != nil {
 			return err
 		}
-		d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: now + int64(retentionDays(rq.vault))*86400}
-		if _, err := store.PutJSON(ctx, tx, deletedKey(iid, lname), d, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, headKey(iid, lname), hv); err != nil {
+		d = deletedRec{Meta: h.Meta, DeletedDate: now, PurgeAt: purgeAtFrom(now, rq.vault)}
+		if err := moveRec(ctx, tx, headKey(iid, lname), hv, deletedKey(iid, lname), d); err != nil {
 			return err
 		}
 		_, err = tx.Put(ctx, purgeIndexKey(d.PurgeAt, iid, lname), nil, store.Any)
@@ -381,10 +381,7 @@ func (s *Service) recoverDeleted(rq *request) (int, any, error) {
 			return err
 		}
 		m = d.Meta
-		if _, err := store.PutJSON(ctx, tx, headKey(iid, lname), headRec{Meta: m}, store.Absent); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, deletedKey(iid, lname), dv); err != nil {
+		if err := moveRec(ctx, tx, deletedKey(iid, lname), dv, headKey(iid, lname), headRec{Meta: m}); err != nil {
 			return err
 		}
 		return tx.Delete(ctx, purgeIndexKey(d.PurgeAt, iid, lname), store.Any)

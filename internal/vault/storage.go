@@ -64,6 +64,15 @@ func getRec[T any](ctx context.Context, r store.Reader, key string, missing *aze
 	return v, ver, err
 }
 
+// moveRec writes rec at to, which must be free, and removes the record
+// (at version fromVer) at from: the step of every delete and recover.
+func moveRec(ctx context.Context, tx store.Tx, from string, fromVer int64, to string, rec any) error {
+	if _, err := store.PutJSON(ctx, tx, to, rec, store.Absent); err != nil {
+		return err
+	}
+	return tx.Delete(ctx, from, fromVer)
+}
+
 // nameOrID is what a not-found answer names: the name, or name/version
 // when a version was asked for.
 func nameOrID(name, version string) string {
