@@ -228,19 +228,6 @@ func (s *Service) resealForVault(ctx context.Context, iid string, values [][]byt
 	return sealed, nil
 }
 
-// refuseExisting is conflict when any of keys, checked in order, exists:
-// a restore never writes over a live or deleted object.
-func refuseExisting(ctx context.Context, r store.Reader, conflict *azerr.Error, keys ...string) error {
-	for _, k := range keys {
-		if ok, err := exists(ctx, r, k); err != nil {
-			return err
-		} else if ok {
-			return conflict
-		}
-	}
-	return nil
-}
-
 // discard clears every value opened so far.
 func (r *backupReader) discard() {
 	for _, done := range r.values {

@@ -275,10 +275,8 @@ func (s *Service) createCert(rq *request) (int, any, error) {
 // certificate, or by a key or secret of its own (not managed by a
 // certificate), live or deleted.
 func checkCertNameFree(ctx context.Context, r store.Reader, iid, lname, name string) error {
-	if ok, err := exists(ctx, r, certDeletedKey(iid, lname)); err != nil {
+	if err := refuseExisting(ctx, r, errCertDeletedConflict(name), certDeletedKey(iid, lname)); err != nil {
 		return err
-	} else if ok {
-		return errCertDeletedConflict(name)
 	}
 	if h, _, err := store.GetJSON[headRec](ctx, r, headKey(iid, lname)); err == nil && !h.Meta.Managed {
 		return azerr.Conflict("A secret named %s already exists in this key vault; a certificate cannot take the name of a secret it does not manage.", name)
@@ -290,15 +288,11 @@ func checkCertNameFree(ctx context.Context, r store.Reader, iid, lname, name str
 	} else if err != nil && !notFound(err) {
 		return err
 	}
-	if ok, err := exists(ctx, r, deletedKey(iid, lname)); err != nil {
+	if err := refuseExisting(ctx, r, errDeletedConflict(name), deletedKey(iid, lname)); err != nil {
 		return err
-	} else if ok {
-		return errDeletedConflict(name)
 	}
-	if ok, err := exists(ctx, r, keyDeletedKey(iid, lname)); err != nil {
+	if err := refuseExisting(ctx, r, errKeyDeletedConflict(name), keyDeletedKey(iid, lname)); err != nil {
 		return err
-	} else if ok {
-		return errKeyDeletedConflict(name)
 	}
 	return nil
 }
@@ -723,10 +717,8 @@ func (s *Service) updateCertPolicy(rq *request) (int, any, error) {
 	now := s.clk.Now().Unix()
 	var pr *certPolicyRec
 	err := s.update(ctx, func(tx store.Tx) error {
-		if ok, err := exists(ctx, tx, certHeadKey(iid, lname)); err != nil {
+		if err := requireExisting(ctx, tx, errCertNotFound(name), certHeadKey(iid, lname)); err != nil {
 			return err
-		} else if !ok {
-			return errCertNotFound(name)
 		}
 		var err error
 		pr, err = s.getPolicyRec(ctx, tx, iid, lname)
@@ -921,12 +913,8 @@ func (s *Service) listCerts(rq *request) (int, any, error) {
 func (s *Service) listCertVersions(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.certNames()
-	ok, err := exists(ctx, s.st, certHeadKey(iid, lname))
-	if err != nil {
+	if err := requireExisting(ctx, s.st, errCertNotFound(name), certHeadKey(iid, lname)); err != nil {
 		return 0, nil, err
-	}
-	if !ok {
-		return 0, nil, errCertNotFound(name)
 	}
 	return listRecords(s, rq, certVersionsPrefix(iid, lname), lowerVersion, "/certificates/"+name+"/versions", func(m *certMeta) certWire {
 		return rq.certWireOf(m, false, nil)

@@ -246,10 +246,8 @@ func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m k
 			return err
 		}
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			if deleted, err := exists(ctx, tx, keyDeletedKey(iid, lname)); err != nil {
+			if err := refuseExisting(ctx, tx, errKeyDeletedConflict(name), keyDeletedKey(iid, lname)); err != nil {
 				return err
-			} else if deleted {
-				return errKeyDeletedConflict(name)
 			}
 			headVer := store.Absent
 			if rec, err := tx.Get(ctx, keyHeadKey(iid, lname)); err == nil {
@@ -485,12 +483,8 @@ func (rq *request) keyItem(m *keyMeta) keyWire {
 func (s *Service) listKeyVersions(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.keyNames()
-	ok, err := exists(ctx, s.st, keyHeadKey(iid, lname))
-	if err != nil {
+	if err := requireExisting(ctx, s.st, errKeyNotFound(name), keyHeadKey(iid, lname)); err != nil {
 		return 0, nil, err
-	}
-	if !ok {
-		return 0, nil, errKeyNotFound(name)
 	}
 	return listRecords(s, rq, keyVersionsPrefix(iid, lname), lowerVersion, "/keys/"+name+"/versions", func(vr *keyVersionRec) keyWire {
 		return rq.keyWireOf(&vr.keyMeta, false)

@@ -168,12 +168,8 @@ func (s *Service) setSecret(rq *request) (int, any, error) {
 			return err
 		}
 		return s.st.Update(ctx, func(tx store.Tx) error {
-			deleted, err := exists(ctx, tx, deletedKey(iid, lname))
-			if err != nil {
+			if err := refuseExisting(ctx, tx, errDeletedConflict(name), deletedKey(iid, lname)); err != nil {
 				return err
-			}
-			if deleted {
-				return errDeletedConflict(name)
 			}
 			headVer := store.Absent
 			if rec, err := tx.Get(ctx, headKey(iid, lname)); err == nil {
@@ -505,12 +501,8 @@ func (s *Service) listSecrets(rq *request) (int, any, error) {
 func (s *Service) listVersions(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.secretNames()
-	ok, err := exists(ctx, s.st, headKey(iid, lname))
-	if err != nil {
+	if err := requireExisting(ctx, s.st, errSecretNotFound(name), headKey(iid, lname)); err != nil {
 		return 0, nil, err
-	}
-	if !ok {
-		return 0, nil, errSecretNotFound(name)
 	}
 	return listRecords(s, rq, versionsPrefix(iid, lname), lowerVersion, "/secrets/"+name+"/versions", func(vr *versionRec) secretWire {
 		return rq.wire(&vr.meta, true)

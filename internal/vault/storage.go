@@ -94,6 +94,30 @@ func exists(ctx context.Context, r store.Reader, key string) (bool, error) {
 	return false, err
 }
 
+// refuseExisting is conflict when a record exists at any of keys, checked
+// in order: a create, import, set or restore never takes a name a live or
+// deleted object holds.
+func refuseExisting(ctx context.Context, r store.Reader, conflict *azerr.Error, keys ...string) error {
+	for _, k := range keys {
+		if ok, err := exists(ctx, r, k); err != nil {
+			return err
+		} else if ok {
+			return conflict
+		}
+	}
+	return nil
+}
+
+// requireExisting is missing when no record exists at key.
+func requireExisting(ctx context.Context, r store.Reader, missing *azerr.Error, key string) error {
+	if ok, err := exists(ctx, r, key); err != nil {
+		return err
+	} else if !ok {
+		return missing
+	}
+	return nil
+}
+
 // deleteAll removes every record under prefix within tx.
 func deleteAll(ctx context.Context, tx store.Tx, prefix string) error {
 	const batch = 500
