@@ -112,15 +112,8 @@ func certBody(cmd *cobra.Command, policy string, tags []string, disabled triBool
 		}
 		body["policy"] = p
 	}
-	if cmd.Flags().Changed("tags") {
-		t, err := parseTags(tags)
-		if err != nil {
-			return nil, err
-		}
-		if len(t) > 15 {
-			return nil, usageErrorf("argument --tags: at most 15 tags are allowed on a certificate")
-		}
-		body["tags"] = t
+	if err := fillTags(cmd, certObject, tags, body); err != nil {
+		return nil, err
 	}
 	if disabled.set {
 		body["attributes"] = map[string]any{"enabled": !disabled.val}

@@ -62,19 +62,8 @@ func (k *keyAttrs) bind(c *cobra.Command) {
 // fill writes the attributes into a request body; opsInto is the map that
 // carries key_ops (the body for create and update, the JWK for import).
 func (k *keyAttrs) fill(c *cobra.Command, body, attrs, opsInto map[string]any) error {
-	if k.expires != "" {
-		t, err := parseTime("--expires", k.expires)
-		if err != nil {
-			return err
-		}
-		attrs["exp"] = t
-	}
-	if k.notBefore != "" {
-		t, err := parseTime("--not-before", k.notBefore)
-		if err != nil {
-			return err
-		}
-		attrs["nbf"] = t
+	if err := fillWindow(k.expires, k.notBefore, attrs); err != nil {
+		return err
 	}
 	if c.Flags().Changed("ops") {
 		for _, op := range k.ops {
@@ -84,17 +73,7 @@ func (k *keyAttrs) fill(c *cobra.Command, body, attrs, opsInto map[string]any) e
 		}
 		opsInto["key_ops"] = k.ops
 	}
-	if c.Flags().Changed("tags") {
-		t, err := parseTags(k.tags)
-		if err != nil {
-			return err
-		}
-		if len(t) > 15 {
-			return usageErrorf("argument --tags: at most 15 tags are allowed on a key")
-		}
-		body["tags"] = t
-	}
-	return nil
+	return fillTags(c, keyObject, k.tags, body)
 }
 
 func quoteList(s []string) string {

@@ -76,30 +76,44 @@ func (s *secretAttrs) fill(c *cobra.Command, body, attrs map[string]any) error {
 		}
 		body["contentType"] = s.contentType
 	}
-	if s.expires != "" {
-		t, err := parseTime("--expires", s.expires)
+	if err := fillWindow(s.expires, s.notBefore, attrs); err != nil {
+		return err
+	}
+	return fillTags(c, secretObject, s.tags, body)
+}
+
+// fillWindow puts --expires and --not-before into attrs.
+func fillWindow(expires, notBefore string, attrs map[string]any) error {
+	if expires != "" {
+		t, err := parseTime("--expires", expires)
 		if err != nil {
 			return err
 		}
 		attrs["exp"] = t
 	}
-	if s.notBefore != "" {
-		t, err := parseTime("--not-before", s.notBefore)
+	if notBefore != "" {
+		t, err := parseTime("--not-before", notBefore)
 		if err != nil {
 			return err
 		}
 		attrs["nbf"] = t
 	}
-	if c.Flags().Changed("tags") {
-		t, err := parseTags(s.tags)
-		if err != nil {
-			return err
-		}
-		if len(t) > 15 { // Key Vault allows 15 tags per object
-			return usageErrorf("argument --tags: at most 15 tags are allowed on a secret")
-		}
-		body["tags"] = t
+	return nil
+}
+
+// fillTags puts --tags, when given, into body.
+func fillTags(c *cobra.Command, o *kvObject, tags []string, body map[string]any) error {
+	if !c.Flags().Changed("tags") {
+		return nil
 	}
+	t, err := parseTags(tags)
+	if err != nil {
+		return err
+	}
+	if len(t) > 15 { // Key Vault allows 15 tags per object
+		return usageErrorf("argument --tags: at most 15 tags are allowed on a %s", o.noun)
+	}
+	body["tags"] = t
 	return nil
 }
 
