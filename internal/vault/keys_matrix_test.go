@@ -186,15 +186,7 @@ func TestKeyRBACMatrix(t *testing.T) {
 						}
 						return
 					}
-					if w.Code != 403 {
-						t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
-					}
-					code, inner, msg := errCode(t, w)
-					if code != "Forbidden" || inner != innerRBAC ||
-						!strings.Contains(msg, "Action: 'Microsoft.KeyVault/vaults/keys/"+op.action+"'") ||
-						!strings.Contains(msg, "Resource: '"+strings.ToLower(resource)+"'") {
-						t.Fatalf("refusal %s %s %q", code, inner, msg)
-					}
+					checkRBACRefusal(t, w, "keys", op, resource)
 					checkUnchangedKind(t, m.keys(), "v1", name, before)
 				})
 			}
@@ -245,11 +237,7 @@ func TestKeyAccessPolicyMatrix(t *testing.T) {
 					m.checkAllowed(t, "ap", name, op, w)
 					return
 				}
-				code, inner, msg := errCode(t, w)
-				if w.Code != 403 || code != "Forbidden" || inner != innerAccessPolicy ||
-					!strings.Contains(msg, "' does not have keys "+op.perm+" permission on key vault 'ap;location=westeurope'.") {
-					t.Fatalf("refusal %d %s %s %q", w.Code, code, inner, msg)
-				}
+				checkPolicyRefusal(t, w, "keys", op)
 				checkUnchangedKind(t, m.keys(), "ap", name, before)
 			})
 		}

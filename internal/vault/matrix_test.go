@@ -244,6 +244,37 @@ func (m *matrixEnv) checkUnchanged(t *testing.T, vault, name, before string) {
 	checkUnchangedKind(t, m.secrets(), vault, name, before)
 }
 
+// checkRBACRefusal asserts that RBAC refused op, naming its data action in
+// the collection coll and the resource; it returns the message.
+func checkRBACRefusal(t *testing.T, w *httptest.ResponseRecorder, coll string, op matrixOp, resource string) string {
+	t.Helper()
+	if w.Code != 403 {
+		t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
+	}
+	code, inner, msg := errCode(t, w)
+	if code != "Forbidden" || inner != innerRBAC ||
+		!strings.Contains(msg, "Action: 'Microsoft.KeyVault/vaults/"+coll+"/"+op.action+"'") ||
+		!strings.Contains(msg, "Resource: '"+strings.ToLower(resource)+"'") {
+		t.Fatalf("refusal %s %s %q", code, inner, msg)
+	}
+	return msg
+}
+
+// checkPolicyRefusal asserts that the access policies of vault "ap"
+// refused op for want of its permission on kind; it returns the message.
+func checkPolicyRefusal(t *testing.T, w *httptest.ResponseRecorder, kind string, op matrixOp) string {
+	t.Helper()
+	if w.Code != 403 {
+		t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
+	}
+	code, inner, msg := errCode(t, w)
+	if code != "Forbidden" || inner != innerAccessPolicy ||
+		!strings.Contains(msg, "' does not have "+kind+" "+op.perm+" permission on key vault 'ap;location=westeurope'.") {
+		t.Fatalf("refusal %s %s %q", code, inner, msg)
+	}
+	return msg
+}
+
 func opNames(ops []matrixOp) []string {
 	var out []string
 	for _, op := range ops {
@@ -345,15 +376,8 @@ func TestRBACMatrix(t *testing.T) {
 						}
 						return
 					}
-					if w.Code != 403 {
-						t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
-					}
-					code, inner, msg := errCode(t, w)
-					if code != "Forbidden" || inner != innerRBAC ||
-						!strings.Contains(msg, "Action: 'Microsoft.KeyVault/vaults/secrets/"+op.action+"'") ||
-						!strings.Contains(msg, "Resource: '"+strings.ToLower(resource)+"'") ||
-						!strings.Contains(msg, ";oid="+p.ObjectID+";") {
-						t.Fatalf("refusal %s %s %q", code, inner, msg)
+					if msg := checkRBACRefusal(t, w, "secrets", op, resource); !strings.Contains(msg, ";oid="+p.ObjectID+";") {
+						t.Fatalf("refusal %q", msg)
 					}
 					if info.IsRBACAuthorized {
 						t.Fatalf("audit info %+v", info)
@@ -441,14 +465,8 @@ func TestAccessPolicyMatrix(t *testing.T) {
 					m.checkAllowed(t, "ap", name, op, w)
 					return
 				}
-				if w.Code != 403 {
-					t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
-				}
-				code, inner, msg := errCode(t, w)
-				if code != "Forbidden" || inner != innerAccessPolicy ||
-					!strings.Contains(msg, ";oid="+p.ObjectID+";") ||
-					!strings.Contains(msg, "' does not have secrets "+op.perm+" permission on key vault 'ap;location=westeurope'.") {
-					t.Fatalf("refusal %s %s %q", code, inner, msg)
+				if msg := checkPolicyRefusal(t, w, "secrets", op); !strings.Contains(msg, ";oid="+p.ObjectID+";") {
+					t.Fatalf("refusal %q", msg)
 				}
 				m.checkUnchanged(t, "ap", name, before)
 			})
