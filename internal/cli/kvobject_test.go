@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -103,7 +104,8 @@ func runKVCases(t *testing.T, f *fakeServer, h *harness, tests []kvCase) {
 // sharedVerbCases are the rows for the verbs secrets, keys and certificates
 // share, run on the object name in myvault (group is the command group,
 // "secret"; coll its collection, "secrets"). backup receives the blob the
-// fake vault answers for backup, which restore sends back.
+// fake vault answers for backup, which backup writes owner-only and restore
+// sends back.
 func sharedVerbCases(group, coll, name, vaultURL, backup string, blob []byte) []kvCase {
 	deleted := "/deleted" + coll + "/" + name
 	return []kvCase{
@@ -120,7 +122,14 @@ func sharedVerbCases(group, coll, name, vaultURL, backup string, blob []byte) []
 		{name: "ok/purge-by-id", args: []string{"keyvault", group, "purge", "--id", vaultURL + deleted},
 			wantMethod: "DELETE", wantPath: deleted},
 		{name: "ok/backup", args: []string{"keyvault", group, "backup", "--vault-name", "myvault", "-n", name, "--file", backup},
-			wantMethod: "POST", wantPath: "/" + coll + "/" + name + "/backup"},
+			wantMethod: "POST", wantPath: "/" + coll + "/" + name + "/backup", check: func(t *testing.T, _ recorded) {
+				if b, err := os.ReadFile(backup); err != nil || string(b) != string(blob) {
+					t.Fatalf("backup file: %q %v", b, err)
+				}
+				if st, _ := os.Stat(backup); st.Mode().Perm() != 0o600 {
+					t.Fatalf("backup mode %v", st.Mode().Perm())
+				}
+			}},
 		{name: "ok/restore", args: []string{"keyvault", group, "restore", "--vault-name", "myvault", "--file", backup},
 			wantMethod: "POST", wantPath: "/" + coll + "/restore", wantBody: map[string]any{"value": base64.RawURLEncoding.EncodeToString(blob)}},
 	}
