@@ -42,6 +42,16 @@ function vaultBody(kh, tags = {}) {
   };
 }
 
+// lockClient is a ManagementLockClient for a service principal, with keyhaven as
+// the ARM endpoint and token audience.
+function lockClient(kh, sp) {
+  return new ManagementLockClient(credentialFor(kh, sp), kh.subscriptionId, {
+    endpoint: kh.baseUrl,
+    credentialScopes: [`${kh.baseUrl}/.default`],
+    ...kh.clientOptions(),
+  });
+}
+
 describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
   let kh;
   let locks;
@@ -51,11 +61,7 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
     kh = await startKeyhaven();
     sp = await createServicePrincipal(kh, "compat-js-locks");
     await assignRole(kh, `/subscriptions/${kh.subscriptionId}`, ROLE.owner, sp.objectId);
-    locks = new ManagementLockClient(credentialFor(kh, sp), kh.subscriptionId, {
-      endpoint: kh.baseUrl,
-      credentialScopes: [`${kh.baseUrl}/.default`],
-      ...kh.clientOptions(),
-    });
+    locks = lockClient(kh, sp);
   });
 
   after(async () => {
@@ -196,11 +202,7 @@ describe("arm-locks ManagementLockClient", { timeout: 90_000 }, () => {
 
   it("fail/a principal without a role cannot create a lock", async () => {
     const other = await createServicePrincipal(kh, "compat-js-locks-norole");
-    const c = new ManagementLockClient(credentialFor(kh, other), kh.subscriptionId, {
-      endpoint: kh.baseUrl,
-      credentialScopes: [`${kh.baseUrl}/.default`],
-      ...kh.clientOptions(),
-    });
+    const c = lockClient(kh, other);
     await rejectsWith(c.managementLocks.createOrUpdateAtSubscriptionLevel("denied", { level: "CanNotDelete" }), 403, "AuthorizationFailed");
   });
 });
