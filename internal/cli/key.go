@@ -304,39 +304,9 @@ func newKeyListVersionsCmd(a *app) *cobra.Command {
 }
 
 func newKeySetAttributesCmd(a *app) *cobra.Command {
-	var f objFlags
 	var attrs keyAttrs
-	var enabled triBool
-	cmd := &cobra.Command{
-		Use: "set-attributes", Short: "Change specified attributes (and operations) of a stored key.", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			it, err := a.item(keyObject, &f)
-			if err != nil {
-				return err
-			}
-			body := map[string]any{}
-			attr := map[string]any{}
-			if err := attrs.fill(cmd, body, attr, body); err != nil {
-				return err
-			}
-			if enabled.set {
-				attr["enabled"] = enabled.val
-			}
-			if len(attr) > 0 {
-				body["attributes"] = attr
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPatch, kvURL(it.base, "/keys/"+it.name+"/"+it.version, nil), body)
-			if err != nil {
-				return err
-			}
-			return a.print(v)
-		},
-	}
-	f.bind(cmd, keyObject, true, true)
-	attrs.bind(cmd)
-	cmd.Flags().Var(&enabled, "enabled", "Enable the key.")
-	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
-	return cmd
+	return setAttributesCmd(a, keyObject, "Change specified attributes (and operations) of a stored key.", attrs.bind,
+		func(cmd *cobra.Command, body, attr map[string]any) error { return attrs.fill(cmd, body, attr, body) })
 }
 
 func newKeyBackupCmd(a *app) *cobra.Command {

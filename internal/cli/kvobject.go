@@ -146,6 +146,43 @@ func objCallCmd(a *app, o *kvObject, use, short string, withVersion bool, method
 	return cmd
 }
 
+// setAttributesCmd is set-attributes of secrets and keys: what fill writes
+// (from the flags bind adds) and --enabled go to the version the flags name.
+func setAttributesCmd(a *app, o *kvObject, short string, bind func(*cobra.Command), fill func(cmd *cobra.Command, body, attr map[string]any) error) *cobra.Command {
+	var f objFlags
+	var enabled triBool
+	cmd := &cobra.Command{
+		Use: "set-attributes", Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			it, err := a.item(o, &f)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{}
+			attr := map[string]any{}
+			if err := fill(cmd, body, attr); err != nil {
+				return err
+			}
+			if enabled.set {
+				attr["enabled"] = enabled.val
+			}
+			if len(attr) > 0 {
+				body["attributes"] = attr
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPatch, kvURL(it.base, "/"+o.coll+"/"+it.name+"/"+it.version, nil), body)
+			if err != nil {
+				return err
+			}
+			return a.print(o.out(v))
+		},
+	}
+	f.bind(cmd, o, true, true)
+	bind(cmd)
+	cmd.Flags().Var(&enabled, "enabled", "Enable the "+o.noun+".")
+	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
+	return cmd
+}
+
 // listFlags address a vault collection: --vault-name or a vault URL in
 // --id, and --maxresults.
 type listFlags struct {

@@ -206,39 +206,9 @@ func newSecretListVersionsCmd(a *app) *cobra.Command {
 }
 
 func newSecretSetAttributesCmd(a *app) *cobra.Command {
-	var f objFlags
 	var attrs secretAttrs
-	var enabled triBool
-	cmd := &cobra.Command{
-		Use: "set-attributes", Short: "Update a secret's attributes (not its value).", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			it, err := a.item(secretObject, &f)
-			if err != nil {
-				return err
-			}
-			body := map[string]any{}
-			attr := map[string]any{}
-			if err := attrs.fill(cmd, body, attr); err != nil {
-				return err
-			}
-			if enabled.set {
-				attr["enabled"] = enabled.val
-			}
-			if len(attr) > 0 {
-				body["attributes"] = attr
-			}
-			v, err := a.kv(cmd.Context(), http.MethodPatch, kvURL(it.base, "/secrets/"+it.name+"/"+it.version, nil), body)
-			if err != nil {
-				return err
-			}
-			return a.print(withName(v))
-		},
-	}
-	f.bind(cmd, secretObject, true, true)
-	attrs.bind(cmd)
-	cmd.Flags().Var(&enabled, "enabled", "Enable the secret.")
-	cmd.Flags().Lookup("enabled").NoOptDefVal = "true"
-	return cmd
+	return setAttributesCmd(a, secretObject, "Update a secret's attributes (not its value).", attrs.bind,
+		func(cmd *cobra.Command, body, attr map[string]any) error { return attrs.fill(cmd, body, attr) })
 }
 
 func newSecretDeleteCmd(a *app) *cobra.Command {
