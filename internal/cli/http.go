@@ -3,13 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhaven/keyhaven/internal/azerr"
+	"github.com/keyhaven/keyhaven/internal/clientnet"
 )
 
 const (
@@ -36,54 +34,9 @@ func newHTTPClient(serverURL, caPEM, vaultDomain string) (*http.Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, usageErrorf("invalid server URL %q", serverURL)
 	}
-	serverAddr := u.Host
-	if u.Port() == "" {
-		serverAddr = net.JoinHostPort(u.Hostname(), "443")
-	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caPEM != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(caPEM)) {
-			return nil, &azerr.Error{Message: "the configured CA file holds no PEM certificate"}
-		}
-		tlsCfg.RootCAs = pool
-	}
-	vaultDomain = strings.ToLower(vaultDomain)
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		h := strings.ToLower(strings.TrimSuffix(host, "."))
-		switch {
-		case vaultDomain != "" && (h == vaultDomain || strings.HasSuffix(h, "."+vaultDomain)):
-			addr = serverAddr
-		case strings.HasSuffix(h, ".localhost"):
-			addr = net.JoinHostPort("127.0.0.1", port)
-		}
-		if sh, sp, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(sh), ".localhost") {
-			addr = net.JoinHostPort("127.0.0.1", sp)
-		}
-		return dialer.DialContext(ctx, network, addr)
-	}
-	// Names the dialer rewrites must never go to a proxy, which could not
-	// resolve them either.
-	proxy := func(req *http.Request) (*url.URL, error) {
-		h := strings.ToLower(req.URL.Hostname())
-		if strings.HasSuffix(h, ".localhost") || (vaultDomain != "" && strings.HasSuffix(h, "."+vaultDomain)) {
-			return nil, nil
-		}
-		return http.ProxyFromEnvironment(req)
-	}
-	tr := &http.Transport{
-		Proxy:               proxy,
-		DialContext:         dial,
-		TLSClientConfig:     tlsCfg,
-		TLSHandshakeTimeout: 15 * time.Second,
-		MaxIdleConns:        10,
-		IdleConnTimeout:     60 * time.Second,
-		ForceAttemptHTTP2:   true,
+	tr, err := clientnet.Transport(u, []byte(caPEM), vaultDomain)
+	if err != nil {
+		return nil, &azerr.Error{Message: "the configured CA file holds no PEM certificate"}
 	}
 	return &http.Client{
 		Transport: tr,

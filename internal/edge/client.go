@@ -3,19 +3,17 @@ package edge
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/keyhaven/keyhaven/internal/clientnet"
 )
 
 const (
@@ -35,53 +33,9 @@ func newHTTPClient(serverURL string, caPEM []byte, vaultDomain string) (*http.Cl
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("edge: the server URL must be https://host[:port], got %q", serverURL)
 	}
-	serverAddr := u.Host
-	if u.Port() == "" {
-		serverAddr = net.JoinHostPort(u.Hostname(), "443")
-	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(caPEM) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, errors.New("edge: the CA file holds no PEM certificate")
-		}
-		tlsCfg.RootCAs = pool
-	}
-	vaultDomain = strings.ToLower(vaultDomain)
-	rewrite := func(host string) bool {
-		h := strings.ToLower(strings.TrimSuffix(host, "."))
-		return vaultDomain != "" && (h == vaultDomain || strings.HasSuffix(h, "."+vaultDomain)) || strings.HasSuffix(h, ".localhost")
-	}
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		h := strings.ToLower(strings.TrimSuffix(host, "."))
-		switch {
-		case vaultDomain != "" && (h == vaultDomain || strings.HasSuffix(h, "."+vaultDomain)):
-			addr = serverAddr
-		case strings.HasSuffix(h, ".localhost"):
-			addr = net.JoinHostPort("127.0.0.1", port)
-		}
-		if sh, sp, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(sh), ".localhost") {
-			addr = net.JoinHostPort("127.0.0.1", sp)
-		}
-		return dialer.DialContext(ctx, network, addr)
-	}
-	tr := &http.Transport{
-		Proxy: func(r *http.Request) (*url.URL, error) {
-			if rewrite(r.URL.Hostname()) {
-				return nil, nil
-			}
-			return http.ProxyFromEnvironment(r)
-		},
-		DialContext:         dial,
-		TLSClientConfig:     tlsCfg,
-		TLSHandshakeTimeout: 15 * time.Second,
-		IdleConnTimeout:     60 * time.Second,
-		ForceAttemptHTTP2:   true,
+	tr, err := clientnet.Transport(u, caPEM, vaultDomain)
+	if err != nil {
+		return nil, errors.New("edge: the CA file holds no PEM certificate")
 	}
 	return &http.Client{
 		Transport: tr,
