@@ -74,7 +74,7 @@ free_port() {
 
 step "Start a fresh keyhaven server"
 port=$(free_port); miport=$(free_port)
-keyhaven serve --data-dir "$work/data" --listen "127.0.0.1:$port" --mi-listen "127.0.0.1:$miport" \
+"$bin" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --mi-listen "127.0.0.1:$miport" \
   --rotation-interval 1s --log-format json >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do [ -f "$work/data/admin-credentials.json" ] && break; sleep 0.1; done
