@@ -81,16 +81,6 @@ type deviceData struct {
 	Base      string
 }
 
-func (p *Portal) serveDeviceList(w http.ResponseWriter, r *http.Request, s *session) {
-	devices, err := forEachSubscription[deviceRes](r.Context(), p, s, typeDevices, apiEdge)
-	if err != nil {
-		p.fail(w, r, s, err)
-		return
-	}
-	sort.Slice(devices, func(i, j int) bool { return devices[i].Name < devices[j].Name })
-	p.render(w, s, http.StatusOK, "devices", "Stack Edge devices", nil, devices)
-}
-
 // serveDevice is the device's Security page: its key vault, the Channel
 // Integrity Key's name, keyVaultSyncStatus, the device secrets' references,
 // alerts, and the Sync device secrets and Recover key vault commands.

@@ -102,16 +102,6 @@ type rotationAlert struct {
 // Owner is the last segment of the alert's owner resource.
 func (a rotationAlert) Owner() string { return a.OwnerID[strings.LastIndexByte(a.OwnerID, '/')+1:] }
 
-func (p *Portal) serveClusterList(w http.ResponseWriter, r *http.Request, s *session) {
-	clusters, err := forEachSubscription[clusterRes](r.Context(), p, s, typeClusters, apiNetworkCloud)
-	if err != nil {
-		p.fail(w, r, s, err)
-		return
-	}
-	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
-	p.render(w, s, http.StatusOK, "clusters", "Operator Nexus clusters", nil, clusters)
-}
-
 type clusterData struct {
 	Cluster  clusterRes
 	Machines section[machineRes]

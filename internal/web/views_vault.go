@@ -256,14 +256,18 @@ func forEachSubscription[T any](ctx context.Context, p *Portal, s *session, typ,
 	return out, nil
 }
 
-func (p *Portal) serveVaultList(w http.ResponseWriter, r *http.Request, s *session) {
-	vaults, err := forEachSubscription[vaultRes](r.Context(), p, s, typeVaults, apiKeyVault)
-	if err != nil {
-		p.fail(w, r, s, err)
-		return
+// listPage serves the page listing one resource type across every
+// subscription the user can see, sorted by name (vaults, clusters, devices).
+func listPage[T any](p *Portal, typ, apiVersion, tmpl, title string, name func(T) string) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		items, err := forEachSubscription[T](r.Context(), p, s, typ, apiVersion)
+		if err != nil {
+			p.fail(w, r, s, err)
+			return
+		}
+		sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
+		p.render(w, s, http.StatusOK, tmpl, title, nil, items)
 	}
-	sort.Slice(vaults, func(i, j int) bool { return vaults[i].Name < vaults[j].Name })
-	p.render(w, s, http.StatusOK, "vaults", "Key vaults", nil, vaults)
 }
 
 type vaultData struct {

@@ -26,6 +26,16 @@ func fixtures(h *harness) {
 			"networkAcls": map[string]any{"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": []any{map[string]any{"value": "10.0.0.0/24"}}},
 			"accessPolicies": []any{map[string]any{"tenantId": "tenant-1", "objectId": "device-oid",
 				"permissions": map[string]any{"secrets": []string{"get", "set"}}}}}})
+	// Lists across subscriptions, given out of order: the pages sort by name.
+	rg1 := "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/"
+	for typ, names := range map[string][]string{"Microsoft.KeyVault/vaults": {"zz-vault", "v1"},
+		"Microsoft.NetworkCloud/clusters": {"c1"}, "Microsoft.DataBoxEdge/dataBoxEdgeDevices": {"e1"}} {
+		var items []any
+		for _, n := range names {
+			items = append(items, map[string]any{"id": rg1 + typ + "/" + n, "name": n, "location": "local"})
+		}
+		a.json("GET", "/subscriptions/"+testSub+"/providers/"+typ, 200, map[string]any{"value": items})
+	}
 	a.json("GET", "/v1.0/servicePrincipals/device-oid", 200, map[string]any{"displayName": "e1", "servicePrincipalType": "ManagedIdentity"})
 	a.json("GET", "/dp/v1/secrets", 200, map[string]any{"value": []any{
 		map[string]any{"id": a.srv.URL + "/dp/v1/secrets/db-password", "value": testSecret, "contentType": "text/plain",
@@ -276,6 +286,9 @@ func TestNoSecretValueInAnyPage(t *testing.T) {
 		"/portal/clusters/" + testSub + "/rg1/c1": {"MissingRoleAssignment", "c1-m1-bmc-abc", base + "/secrets/c1-m1-bmc-abc", "SystemAssignedIdentity"},
 		"/portal/devices/" + testSub + "/rg1/e1":  {"ase-cik-1", "KeyVaultSyncFailed", "Critical", `href="` + base + `"`, "Sync device secrets", "Recover key vault"},
 		"/portal/subscriptions":                   {"sub one"},
+		"/portal/vaults":                          {base, "zz-vault"},
+		"/portal/clusters":                        {"/portal/clusters/" + testSub + "/rg1/c1"},
+		"/portal/devices":                         {"/portal/devices/" + testSub + "/rg1/e1"},
 	}
 	for path, want := range pages {
 		w := h.do("GET", path, nil, sc)
@@ -299,6 +312,10 @@ func TestNoSecretValueInAnyPage(t *testing.T) {
 			hd.Get("Strict-Transport-Security") != "max-age=31536000" {
 			t.Fatalf("%s headers %v", path, hd)
 		}
+	}
+	// List pages sort by name, whatever order the API answers in.
+	if body := h.do("GET", "/portal/vaults", nil, sc).Body.String(); strings.Index(body, base) > strings.Index(body, "zz-vault") {
+		t.Fatal("the vault list is not sorted by name")
 	}
 }
 
