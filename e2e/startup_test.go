@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,23 +31,10 @@ import (
 // and for starts that are meant to fail.
 type serveProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *lockedBuffer
+	stdout, stderr *khtest.SyncBuffer
 	exited         chan struct{}
 	port           int
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 // cleanEnv is the test's environment without KEYHAVEN_* variables (a
 // developer's own KEYHAVEN_DATA_DIR or root key must not leak in), plus env.
@@ -67,7 +53,7 @@ func cleanEnv(env ...string) []string {
 // serving or has exited.
 func startServe(t *testing.T, dir string, env []string, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{}), port: khtest.FreePort(t)}
+	p := &serveProc{stdout: &khtest.SyncBuffer{}, stderr: &khtest.SyncBuffer{}, exited: make(chan struct{}), port: khtest.FreePort(t)}
 	all := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", p.port),
 		"--mi-listen", fmt.Sprintf("127.0.0.1:%d", khtest.FreePort(t))}, args...)
 	p.cmd = exec.Command(khtest.Binary(t), all...)

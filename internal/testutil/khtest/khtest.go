@@ -76,7 +76,7 @@ type Server struct {
 	t           testing.TB
 	opts        Options
 	cmd         *exec.Cmd
-	logs        *syncBuffer
+	logs        *SyncBuffer
 	exited      chan struct{}
 	Port        int
 	MIPort      int
@@ -139,7 +139,7 @@ func (s *Server) start() {
 	args = append(args, s.opts.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), s.opts.Env...)
-	s.logs = &syncBuffer{}
+	s.logs = &SyncBuffer{}
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {
@@ -332,14 +332,16 @@ func (s *Server) CLI(t testing.TB, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a process's output copier and a
+// test reading it at once.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+func (b *SyncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
