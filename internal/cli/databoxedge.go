@@ -188,11 +188,7 @@ and secrets Get/Set for the device's identity. Later calls only issue a new key 
 not access the vault.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var body any
-			if keyVaultName != "" {
-				body = map[string]any{"keyVaultName": keyVaultName}
-			}
-			return a.edgeAction(cmd, &t, "generateActivationKey", body)
+			return a.edgeAction(cmd, &t, "generateActivationKey", keyVaultNameBody(keyVaultName))
 		},
 	}
 	t.flags(gen, true)
@@ -228,11 +224,7 @@ are recreated and the device identity's secrets Get/Set is granted again. The de
 then pushes its secrets (keyVaultSyncStatus KeyVaultSyncPending).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var body any
-			if keyVaultName != "" {
-				body = map[string]any{"keyVaultName": keyVaultName}
-			}
-			return a.edgeAction(cmd, &t, "recoverKeyVault", body)
+			return a.edgeAction(cmd, &t, "recoverKeyVault", keyVaultNameBody(keyVaultName))
 		},
 	}
 	t.flags(rec, true)
@@ -279,4 +271,13 @@ func newEdgeAlertCmd(a *app) *cobra.Command {
 	t.flags(list, false)
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// keyVaultNameBody is the body of an action taking an optional key vault
+// name: none when the name was not given, so the server picks its default.
+func keyVaultNameBody(name string) any {
+	if name == "" {
+		return nil
+	}
+	return map[string]any{"keyVaultName": name}
 }
