@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -78,6 +79,8 @@ type Server struct {
 	cmd         *exec.Cmd
 	logs        *SyncBuffer
 	exited      chan struct{}
+	autoPorts   bool // ports were chosen by Start, so a first start may pick others
+	started     bool
 	Port        int
 	MIPort      int
 	DataDir     string
@@ -97,9 +100,22 @@ type AdminCredentials struct {
 	SubscriptionID string `json:"subscriptionId"`
 }
 
-// FreePort returns a TCP port free at the time of the call.
+// FreePort returns a TCP port free at the time of the call. It is drawn
+// from below the kernel's ephemeral range, so that the many outgoing
+// connections of parallel tests cannot take it while a server restarts on
+// it (an ephemeral-range port once made a restart fail to bind).
 func FreePort(t testing.TB) int {
 	t.Helper()
+	lo, hi := 20000, ephemeralLow()-1
+	for range 200 {
+		p := lo + rand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,10 +124,26 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// ephemeralLow is the first port the kernel hands to outgoing connections.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 20100 {
+			return lo
+		}
+	}
+	return 32768
+}
+
 // Start runs keyhaven serve and waits until it is ready. It is stopped at
 // the end of the test.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	// A first start that fails to bind may move to fresh ports only when
+	// both ports and the data directory are ours: the credentials file of
+	// the failed try names the old port.
+	autoPorts := opts.Port == 0 && opts.MIPort == 0 && opts.DataDir == ""
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
@@ -124,12 +156,34 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{t: t, opts: opts, Port: opts.Port, MIPort: opts.MIPort, DataDir: opts.DataDir,
 		BaseURL: fmt.Sprintf("https://localhost:%d", opts.Port), VaultDomain: "vault.localhost",
 		CAFile: filepath.Join(opts.DataDir, "tls", "ca.pem")}
+	s.autoPorts = autoPorts
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
 }
 
+// start runs the process. A port is only free at the moment it is checked,
+// so a bind conflict is retried: with fresh ports on a first start whose
+// ports were chosen here, and on the same ports (after a pause) otherwise.
 func (s *Server) start() {
+	for attempt := 0; ; attempt++ {
+		if s.startOnce(attempt < 20) {
+			return
+		}
+		if s.autoPorts && !s.started {
+			s.Port, s.MIPort = FreePort(s.t), FreePort(s.t)
+			s.BaseURL = fmt.Sprintf("https://localhost:%d", s.Port)
+			s.DataDir = s.t.TempDir()
+			s.CAFile = filepath.Join(s.DataDir, "tls", "ca.pem")
+		} else {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+}
+
+// startOnce reports false when the process could not bind its ports and
+// retry allows another go; every other failure ends the test.
+func (s *Server) startOnce(retry bool) bool {
 	t := s.t
 	args := []string{"serve", "--data-dir", s.DataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", s.Port),
 		"--mi-listen", fmt.Sprintf("127.0.0.1:%d", s.MIPort), "--log-format", "json"}
@@ -152,6 +206,10 @@ func (s *Server) start() {
 	for {
 		select {
 		case <-s.exited:
+			if retry && strings.Contains(s.logs.String(), "address already in use") {
+				t.Logf("keyhaven serve could not bind its ports; trying again")
+				return false
+			}
 			t.Fatalf("keyhaven serve exited early:\n%s", s.logs.String())
 		default:
 		}
@@ -175,6 +233,8 @@ func (s *Server) start() {
 	if err := json.Unmarshal(b, &s.Admin); err != nil {
 		t.Fatalf("admin credentials: %v", err)
 	}
+	s.started = true
+	return true
 }
 
 // Logs returns everything the process printed.
