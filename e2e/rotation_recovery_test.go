@@ -27,12 +27,13 @@ import (
 // system-assigned identity, and one customer vault (RBAC) that serves every
 // cluster.
 //
-// The fix is followed by `cluster rotate-credential`: the engine retries a
-// blocked credential only after its backoff (30 s at first, not settable
-// on the server), and a configuration change does not wake it; the
-// operator's request is the nudge. It starts no extra rotation: a blocked
-// credential already carries its request, and one waiting in ArchivePending
-// is only re-delivered (versions == rotations checks both).
+// The fix is followed by `cluster rotate-credential`: with the default
+// backoff the engine retries a blocked credential only after 30 s, and a
+// configuration change does not wake it; the operator's request is the
+// nudge. It starts no extra rotation: a blocked credential already carries
+// its request, and one waiting in ArchivePending is only re-delivered
+// (versions == rotations checks both). TestRotationRetriesAutomatically
+// runs two of the cases with a short backoff and no nudge.
 //
 // On PostgreSQL, concurrent workers raising alerts for one cluster hit
 // serialization failures at COMMIT; the alert checks here caught alerts
@@ -40,8 +41,18 @@ import (
 // internal/rotation/save_retry_test.go).
 func TestRotationRecoversFromArchiveFailures(t *testing.T) {
 	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) { runRotationRecovery(t, b.opts(t)) })
+		t.Run(b.name, func(t *testing.T) { runRotationRecovery(t, b.opts(t), false) })
 	}
+}
+
+// TestRotationRetriesAutomatically: with --rotation-retry-initial short, a
+// blocked delivery is retried by the engine itself, again and again while
+// the cause holds (with still one alert per credential and nothing
+// delivered), and it succeeds on its own after the fix, with no operator
+// request: both a rotation that never started (role removed) and one whose
+// new value the machine already holds (vault deleted mid-flight).
+func TestRotationRetriesAutomatically(t *testing.T) {
+	runRotationRecovery(t, khtest.Options{}, true)
 }
 
 const writerRoleID = "44f0a1a8-6fea-4b35-980a-8ff50c487c97"
@@ -62,9 +73,15 @@ type recoveryCase struct {
 	code      string
 	// msg is a part of the alert's message naming what is missing.
 	msg string
+	// autoRetry: TestRotationRetriesAutomatically runs this case.
+	autoRetry bool
 }
 
-func runRotationRecovery(t *testing.T, opts khtest.Options) {
+// runRotationRecovery runs the cases; auto runs only those marked autoRetry,
+// on a server with a short retry backoff, and leaves the retry after the
+// fix to the engine (a nudge there could race the engine's own retry and
+// start a second rotation).
+func runRotationRecovery(t *testing.T, opts khtest.Options, auto bool) {
 	start := time.Now()
 	cases := []string{"no-vault-configured", "role-removed", "wrong-role", "vault-deleted-then-recovered"}
 	accounts := map[string]string{}
@@ -78,6 +95,9 @@ func runRotationRecovery(t *testing.T, opts khtest.Options) {
 	}
 	opts.Args = append(opts.Args, "--rotation-interval", "200ms", "--target-ca-file", caFile,
 		"--throttle-vault-transactions", "-1", "--throttle-vault-creates", "-1")
+	if auto {
+		opts.Args = append(opts.Args, "--rotation-retry-initial", "300ms", "--rotation-retry-max", "1s")
+	}
 	s := khtest.Start(t, opts)
 	cliSession(t, s) // logs in; the CLI keeps the session in its config directory
 	// runner runs the CLI, failing t (the running subtest: FailNow must not
@@ -124,12 +144,12 @@ func runRotationRecovery(t *testing.T, opts khtest.Options) {
 	table := []recoveryCase{
 		{name: "no-vault-configured", code: "SecretArchiveNotConfigured", msg: "has no secret archive",
 			fix: func() { setArchive(current) }},
-		{name: "role-removed", archive: true, code: "MissingRoleAssignment", msg: "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+		{name: "role-removed", archive: true, autoRetry: true, code: "MissingRoleAssignment", msg: "Microsoft.KeyVault/vaults/secrets/setSecret/action",
 			brk: func() { revoke(writerRoleID) }, fix: func() { grant(writerRoleID) }},
 		{name: "wrong-role", archive: true, code: "WrongRole", msg: "Microsoft.KeyVault/vaults/secrets/setSecret/action",
 			brk: func() { revoke(writerRoleID); grant("Key Vault Reader") },
 			fix: func() { grant(writerRoleID) }},
-		{name: "vault-deleted-then-recovered", archive: true, midFlight: true, code: "VaultNotFound", msg: "'custvault' was not found",
+		{name: "vault-deleted-then-recovered", archive: true, midFlight: true, autoRetry: true, code: "VaultNotFound", msg: "'custvault' was not found",
 			brk: func() { kh("keyvault", "delete", "-n", "custvault", "-g", "rg", "-o", "none") },
 			fix: func() { kh("keyvault", "recover", "-n", "custvault", "-o", "none") }},
 	}
@@ -140,6 +160,9 @@ func runRotationRecovery(t *testing.T, opts khtest.Options) {
 	}
 
 	for i, tc := range table {
+		if auto && !tc.autoRetry {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			caseStart := time.Now()
 			kh = runner(t)
@@ -243,9 +266,21 @@ func runRotationRecovery(t *testing.T, opts khtest.Options) {
 				}
 			}
 
-			// Fix, nudge, and delivery resumes.
+			if auto {
+				// The engine keeps retrying while the cause holds: more
+				// failed attempts, still one alert each and nothing new.
+				attempts := r.attempts()
+				eventually(t, 10*time.Second, "the engine retries on its own", func() (bool, string) {
+					n := r.attempts()
+					return n >= attempts+2, fmt.Sprintf("attempt %d, then %d", attempts, n)
+				})
+				r.checkAlerts(tc.code, tc.msg, recoveryKinds)
+			}
+			// Fix, nudge (or, auto, let the engine retry), and delivery resumes.
 			tc.fix()
-			kh(append([]string{"networkcloud", "cluster", "rotate-credential", "--ids", clusterID, "--credentials"}, append(recoveryKinds, "-o", "none")...)...)
+			if !auto {
+				kh(append([]string{"networkcloud", "cluster", "rotate-credential", "--ids", clusterID, "--credentials"}, append(recoveryKinds, "-o", "none")...)...)
+			}
 			rotations++
 			r.waitDelivered(rotations)
 			r.waitHealthy()
@@ -310,6 +345,24 @@ type rotationAlert struct {
 	Code      string     `json:"code"`
 	Message   string     `json:"message"`
 	ClearedAt *time.Time `json:"clearedAt"`
+}
+
+// attempts is the highest attempt number of the "rotation blocked" lines
+// the server logged for this cluster: it grows only by the engine's own
+// retries while no one asks for a rotation.
+func (r *recoveryRun) attempts() int {
+	n := 0
+	for _, line := range strings.Split(r.s.Logs(), "\n") {
+		var l struct {
+			Msg     string `json:"msg"`
+			Cluster string `json:"cluster"`
+			Attempt int    `json:"attempt"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "rotation blocked" && strings.EqualFold(l.Cluster, r.clusterID) {
+			n = max(n, l.Attempt)
+		}
+	}
+	return n
 }
 
 func (r *recoveryRun) status() (string, string) {

@@ -44,6 +44,11 @@ type Config struct {
 	// RotationLeaseTTL is how long a replica's claim on a rotation lasts
 	// without renewal; a crashed replica's work resumes elsewhere after it.
 	RotationLeaseTTL time.Duration
+	// RotationRetryInitial and RotationRetryMax shape the backoff between
+	// retries of a rotation whose delivery or target is failing: the first
+	// wait, doubling up to the cap.
+	RotationRetryInitial time.Duration
+	RotationRetryMax     time.Duration
 
 	// OperationLeaseTTL is how long a replica's claim on a long-running ARM
 	// operation lasts without renewal; after it, any replica fails the
@@ -77,6 +82,8 @@ func DefaultConfig() Config {
 		Locations:            []string{"local"},
 		RotationInterval:     15 * time.Second,
 		RotationLeaseTTL:     2 * time.Minute,
+		RotationRetryInitial: 30 * time.Second,
+		RotationRetryMax:     time.Hour,
 		OperationLeaseTTL:    30 * time.Second,
 		ThrottleTransactions: 4000,
 		ThrottleCreates:      300,
@@ -124,6 +131,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.TargetAllowPlainHTTP, "target-allow-plain-http", os.Getenv("KEYHAVEN_TARGET_ALLOW_PLAIN_HTTP") == "true", "allow redfish+http:// rotation targets (labs only)")
 	fs.DurationVar(&c.RotationInterval, "rotation-interval", c.RotationInterval, "how often the rotation scheduler looks for due credentials")
 	fs.DurationVar(&c.RotationLeaseTTL, "rotation-lease-ttl", c.RotationLeaseTTL, "how long a replica's claim on a rotation lasts without renewal")
+	fs.DurationVar(&c.RotationRetryInitial, "rotation-retry-initial", c.RotationRetryInitial, "first wait before a failing rotation (delivery to the customer's vault, or its target) is retried; it doubles each time")
+	fs.DurationVar(&c.RotationRetryMax, "rotation-retry-max", c.RotationRetryMax, "longest wait between retries of a failing rotation")
 	fs.DurationVar(&c.OperationLeaseTTL, "operation-lease-ttl", c.OperationLeaseTTL, "how long a replica's claim on a long-running ARM operation lasts without renewal")
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
@@ -171,6 +180,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 64<<10 {
 		errs = append(errs, errors.New("--max-body-bytes must be at least 65536"))
+	}
+	if c.RotationRetryInitial < 100*time.Millisecond {
+		errs = append(errs, errors.New("--rotation-retry-initial must be at least 100ms"))
+	}
+	if c.RotationRetryMax < c.RotationRetryInitial {
+		errs = append(errs, errors.New("--rotation-retry-max must not be less than --rotation-retry-initial"))
 	}
 	if c.RootKeyFile == "" {
 		c.RootKeyFile = filepath.Join(c.DataDir, "root.key")

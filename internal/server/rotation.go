@@ -58,6 +58,7 @@ func newRotation(cfg Config, st store.Store, sealer seal.Sealer, clk clock.Clock
 		Drivers:           drv,
 		PollInterval:      cfg.RotationInterval,
 		LeaseTTL:          cfg.RotationLeaseTTL,
+		Backoff:           rotation.Backoff{Initial: cfg.RotationRetryInitial, Max: cfg.RotationRetryMax},
 		AlertsAudiences:   []string{cfg.BaseURL()},
 		Logger:            log,
 	})
