@@ -141,6 +141,9 @@ func (r *rawStore) put(t *testing.T, key string, value []byte) {
 // insert adds a record, at the store's current revision.
 func (r *rawStore) insert(t *testing.T, key string, value []byte) {
 	t.Helper()
+	if value == nil {
+		value = []byte{} // an empty value, not NULL (the column is NOT NULL)
+	}
 	r.mustChangeOne(t, "insert "+key, "INSERT INTO "+r.table+" (key, value, version) SELECT "+r.ph(1)+", "+r.ph(2)+", MAX(version) FROM "+r.table,
 		[]byte(key), value)
 }
