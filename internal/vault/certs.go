@@ -347,6 +347,12 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 				return err
 			}
 			heads := []string{certHeadKey(iid, lname), keyHeadKey(iid, lname), headKey(iid, lname), certPolicyKey(iid, lname)}
+			sm.Prev = ""
+			if old, _, err := store.GetJSON[certHeadRec](ctx, tx, heads[0]); err == nil {
+				sm.Prev = old.Meta.Version
+			} else if !notFound(err) {
+				return err
+			}
 			vers := make([]int64, len(heads))
 			for i, h := range heads {
 				vers[i] = store.Absent

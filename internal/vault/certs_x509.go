@@ -199,6 +199,47 @@ func secretValue(rnd io.Reader, contentType string, k crypto.Signer, chain []*x5
 	return base64.StdEncoding.EncodeToString(pfx), nil
 }
 
+// convertOut answers a secret GET's outContentType: a certificate's secret
+// stored as PKCS #12 can be read as PEM (key first, then the chain, as
+// secretValue writes PEM); asking for the stored format changes nothing, and
+// every other request is refused. It returns the value and its content type.
+func convertOut(m *meta, plain []byte, want string) (string, string, *azerr.Error) {
+	if want == "" || (m.Managed && want == m.ContentType) {
+		return string(plain), m.ContentType, nil
+	}
+	if want != ctPEM && want != ctPKCS12 {
+		return "", "", azerr.BadParameter("The outContentType '%s' is not supported; use %s or %s.", clip(want, 60), ctPKCS12, ctPEM)
+	}
+	if !m.Managed {
+		return "", "", azerr.BadParameter("outContentType applies only to the secret of a certificate.")
+	}
+	if m.ContentType != ctPKCS12 || want != ctPEM {
+		return "", "", azerr.BadParameter("Only a certificate stored as %s can be converted, and only to %s.", ctPKCS12, ctPEM)
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(plain))
+	if err != nil {
+		return "", "", azerr.Internal(fmt.Errorf("certificate secret %s/%s is not base64 PKCS #12", m.Name, m.Version))
+	}
+	defer clear(raw)
+	var b bytes.Buffer
+	k, leaf, cas, err := pkcs12.DecodeChain(raw, "")
+	if err == nil {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return "", "", azerr.Internal(err)
+		}
+		_ = pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		clear(der)
+		cas = append([]*x509.Certificate{leaf}, cas...)
+	} else if cas, err = pkcs12.DecodeTrustStore(raw, ""); err != nil { // a non-exportable key: the chain only
+		return "", "", azerr.Internal(fmt.Errorf("certificate secret %s/%s cannot be decoded as PKCS #12", m.Name, m.Version))
+	}
+	for _, c := range cas {
+		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return b.String(), ctPEM, nil
+}
+
 func errBadCertImport(format string, args ...any) *azerr.Error {
 	return azerr.BadParameter(format, args...)
 }

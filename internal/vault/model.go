@@ -42,6 +42,9 @@ type meta struct {
 	// Managed and Kid are set for secrets backing certificates.
 	Managed bool   `json:"m,omitempty"`
 	Kid     string `json:"k,omitempty"`
+	// Prev is, for a certificate's secret, the certificate version this one
+	// followed (previousVersion on the wire).
+	Prev string `json:"pv,omitempty"`
 }
 
 // versionRec is one stored version.
@@ -100,14 +103,17 @@ type attributesWire struct {
 // secretWire is SecretBundle, SecretItem, DeletedSecretBundle and
 // DeletedSecretItem in one: the optional fields are omitted when unset.
 type secretWire struct {
-	Value        *string           `json:"value,omitempty"`
-	ID           string            `json:"id"`
-	ContentType  string            `json:"contentType,omitempty"`
-	Attributes   attributesWire    `json:"attributes"`
-	Tags         map[string]string `json:"tags,omitempty"`
-	Kid          string            `json:"kid,omitempty"`
-	Managed      *bool             `json:"managed,omitempty"`
-	deletionWire                   // set for deleted objects only
+	Value       *string           `json:"value,omitempty"`
+	ID          string            `json:"id"`
+	ContentType string            `json:"contentType,omitempty"`
+	Attributes  attributesWire    `json:"attributes"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	Kid         string            `json:"kid,omitempty"`
+	Managed     *bool             `json:"managed,omitempty"`
+	// PreviousVersion is the certificate version a certificate's secret
+	// version followed (certificates only).
+	PreviousVersion string `json:"previousVersion,omitempty"`
+	deletionWire           // set for deleted objects only
 }
 
 // deletionWire is what a deleted secret, key or certificate adds to its

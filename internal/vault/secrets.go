@@ -71,6 +71,7 @@ func (rq *request) wire(m *meta, withVersion bool) secretWire {
 		w.Managed = &t
 		// The backing key of a certificate, named on the vault as addressed.
 		w.Kid = rq.base + "/keys/" + m.Name + "/" + m.Version
+		w.PreviousVersion = m.Prev
 	}
 	return w
 }
@@ -281,9 +282,13 @@ func (s *Service) getSecret(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, errIntegrity(rq.route.Name, err)
 	}
+	defer clear(plain)
 	out := rq.wire(&vr.meta, true)
-	v := string(plain)
-	out.Value = &v
+	v, ct, e := convertOut(&vr.meta, plain, rq.r.URL.Query().Get("outContentType"))
+	if e != nil {
+		return 0, nil, e
+	}
+	out.Value, out.ContentType = &v, ct
 	rq.info.ObjectID = out.ID
 	return http.StatusOK, out, nil
 }
