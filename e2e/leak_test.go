@@ -1,10 +1,21 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
 )
@@ -91,12 +102,15 @@ func TestNeedlesOf(t *testing.T) {
 	}
 }
 
-// Values that reach keyhaven through set, restore and credential rotation
-// (a cluster's initial BMC passwords included) appear in no audit event, log
-// line, shipped blob, rotation alert, cluster or machine status, or error
-// body; and each rotated value delivered to the vault is identified in its
-// SecretSet event by the HMAC `keyhaven audit hash` computes.
-func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
+// Values that reach keyhaven through set, restore, credential rotation (a
+// cluster's initial BMC passwords included), key create, import, backup and
+// the crypto operations, and certificate create, import (with its PFX
+// password) and backup appear in no audit event, log line, shipped blob,
+// rotation alert, cluster or machine status, or error body; and each rotated
+// value delivered to the vault is identified in its SecretSet event by the
+// HMAC `keyhaven audit hash` computes. (Stack Edge device secrets have their
+// own search in TestEdgeDeviceAgentGuide: they need a device and its agent.)
+func TestNoSecretValueLeaks(t *testing.T) {
 	w := newWorld(t, khtest.Options{Args: []string{"--rotation-interval", "200ms"}})
 	s := w.srv
 	kh := cliSession(t, s)
@@ -143,6 +157,8 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 	expectError("malformed body", "PUT", vu+"secrets/e?api-version=7.5", json.RawMessage(`{"value":"`+restored+`","tags":"not-a-map"}`))
 	expectError("value with wrong type", "PUT", vu+"secrets/e?api-version=7.5", json.RawMessage(`{"value":["`+restored+`"]}`))
 	expectError("restore over an existing secret", "POST", vu+"secrets/restore?api-version=7.5", map[string]string{"value": blob["value"]})
+
+	material := w.writeKeyAndCertMaterial(t, expectError)
 
 	// Rotation: a cluster whose credentials are archived into this vault, and
 	// one with no archive, whose blocked rotation raises an alert.
@@ -254,6 +270,16 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 			checked++
 		}
 	}
+	for _, n := range material {
+		for where, hs := range haystack {
+			for _, h := range hs {
+				if strings.Contains(h, string(n.bytes)) {
+					t.Fatalf("%s leaked into a %s", n.what, where)
+				}
+			}
+		}
+		checked++
+	}
 	// Forensics: the rotation engine's deliveries are SecretSet events whose
 	// valueHmac identifies each delivered value.
 	allEvents := strings.Join(events, "")
@@ -263,5 +289,95 @@ func TestNoSecretValueLeaksFromRestoreOrRotation(t *testing.T) {
 			t.Fatalf("no audit event identifies a rotated value by its HMAC %q", h)
 		}
 	}
-	t.Logf("%d needles from %d values checked against %d kinds of output", checked, len(values), len(haystack))
+	t.Logf("%d needles from %d values and key material checked against %d kinds of output", checked, len(values), len(haystack))
+}
+
+// writeKeyAndCertMaterial sends private material through every key and
+// certificate path that takes or returns it: keys created, imported and
+// backed up (writeKeys), data encrypted and a key wrapped and back, a key
+// import refused with its private exponent in the body, a PFX imported with
+// its password and refused with a wrong one, a certificate created (its
+// secret read) and backed up. It returns what must never be seen again, in
+// every encoding a leak could take.
+func (w *world) writeKeyAndCertMaterial(t *testing.T, expectError func(what, method, u string, body any)) []needle {
+	t.Helper()
+	s, vu := w.srv, w.srv.VaultURL(w.vault)
+	b64url, b64 := base64.RawURLEncoding.EncodeToString, base64.StdEncoding.EncodeToString
+	encodings := func(what string, raw []byte) []needle {
+		return []needle{{what + " (raw)", raw}, {what + " (base64url)", []byte(b64url(raw))}, {what + " (base64)", []byte(b64(raw))}}
+	}
+	out, _ := w.writeKeys(t)
+	keyURL := func(p string) string { return vu + "keys/" + p + "?api-version=7.5" }
+	plain := []byte("PLAINTEXT-" + randHex(12))
+	for op, back := range map[string]string{"encrypt": "decrypt", "wrapKey": "unwrapKey"} {
+		code, b := s.Do(t, "POST", keyURL("imported-rsa/"+op), w.kvToken, map[string]string{"alg": "RSA-OAEP-256", "value": b64url(plain)})
+		mustStatus(t, 200, code, b)
+		var res struct {
+			Value string `json:"value"`
+		}
+		_ = json.Unmarshal(b, &res)
+		code, b = s.Do(t, "POST", keyURL("imported-rsa/"+back), w.kvToken, map[string]string{"alg": "RSA-OAEP-256", "value": res.Value})
+		mustStatus(t, 200, code, b)
+		if err := json.Unmarshal(b, &res); err != nil || res.Value != b64url(plain) {
+			t.Fatalf("%s then %s did not give the plaintext back: %s", op, back, b)
+		}
+	}
+	out = append(out, encodings("plaintext of encrypt and wrapKey", plain)...)
+	refused, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectError("key import with an unknown kty", "PUT", keyURL("refused-import"), map[string]any{"key": map[string]string{
+		"kty": "RSA-XYZ", "n": b64url(refused.N.Bytes()), "e": "AQAB", "d": b64url(refused.D.Bytes())}})
+	expectError("key import without its primes", "PUT", keyURL("refused-import"), map[string]any{"key": map[string]string{
+		"kty": "RSA", "n": b64url(refused.N.Bytes()), "e": "AQAB", "d": b64url(refused.D.Bytes()), "p": "AQAB"}})
+	out = append(out, encodings("private exponent of a refused import", refused.D.Bytes())...)
+
+	ck, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "leak.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ck.PublicKey, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwd, wrong := "PFX-PASSWORD-"+randHex(8), "WRONG-PASSWORD-"+randHex(8)
+	pfx, err := pkcs12.Modern.Encode(ck, cert, nil, pwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certURL := func(p string) string { return vu + "certificates/" + p + "?api-version=7.5" }
+	expectError("certificate import with a wrong password", "POST", certURL("leakcert/import"), map[string]string{"value": b64(pfx), "pwd": wrong})
+	code, b := s.Do(t, "POST", certURL("leakcert/import"), w.kvToken, map[string]string{"value": b64(pfx), "pwd": pwd})
+	mustStatus(t, 200, code, b)
+	code, b = s.Do(t, "POST", certURL("leakcert/backup"), w.kvToken, nil)
+	mustStatus(t, 200, code, b)
+	code, b = s.Do(t, "POST", certURL("selfcert/create"), w.kvToken, json.RawMessage(`{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=self.example.com"}}}`))
+	mustStatus(t, 202, code, b)
+	code, b = s.Do(t, "GET", vu+"secrets/selfcert?api-version=7.5", w.kvToken, nil)
+	mustStatus(t, 200, code, b)
+	var sec struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(b, &sec); err != nil || len(sec.Value) < 100 {
+		t.Fatalf("the created certificate's secret: %s", b)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ck.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, needle{"PFX password", []byte(pwd)}, needle{"wrong PFX password", []byte(wrong)},
+		needle{"imported PFX (base64)", []byte(b64(pfx))}, needle{"created certificate's secret", []byte(sec.Value)})
+	out = append(out, encodings("imported certificate's private key (PKCS #8)", p8)...)
+	return append(out, encodings("imported certificate's private scalar", d)...)
 }
