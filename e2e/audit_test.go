@@ -2,10 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -172,7 +180,8 @@ func wantRequestURI(t *testing.T, raw string) string {
 	return out
 }
 
-// Every data-plane and control-plane operation kind, refused ones included,
+// Every data-plane (secrets, keys, certificates) and control-plane operation
+// kind, refused ones included,
 // and the sign-in endpoints leave exactly one audit event with the right
 // fields and caller (a user, a service principal, a managed identity); a
 // SecretSet event identifies its value by the HMAC `keyhaven audit hash`
@@ -272,6 +281,78 @@ func TestAuditEveryOperation(t *testing.T) {
 	mustStatus(t, 200, code, body)
 	run(kvOp("ok/secret-purge", "DELETE", "deletedsecrets/b", nil, 204, "SecretPurge", "NoContent", vaultURI+"/secrets/b*"))
 	run(kvOp("ok/secret-restore", "POST", "secrets/restore", map[string]string{"value": blob.Value}, 200, "SecretRestore", "OK", vaultURI+"/secrets/b/*"))
+	// Keys: every operation kind, the crypto ones with real inputs.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := vaultURI + "/keys/k"
+	b64u := base64.RawURLEncoding.EncodeToString
+	digest := sha256.Sum256([]byte("audit"))
+	valueOf := func(b []byte) string {
+		var r struct {
+			Value string `json:"value"`
+		}
+		mustJSON(t, string(b), &r)
+		return r.Value
+	}
+	run(kvOp("ok/key-create", "POST", "keys/k/create", map[string]any{"kty": "RSA", "key_size": 2048}, 200, "KeyCreate", "OK", kid+"/*"))
+	for _, c := range []auditCase{
+		kvOp("ok/key-get", "GET", "keys/k", nil, 200, "KeyGet", "OK", kid+"/*"),
+		kvOp("ok/key-list", "GET", "keys", nil, 200, "KeyList", "OK", vaultURI+"/keys"),
+		kvOp("ok/key-list-versions", "GET", "keys/k/versions", nil, 200, "KeyListVersions", "OK", kid),
+		kvOp("ok/key-update", "PATCH", "keys/k/", map[string]any{"tags": map[string]string{"t": "1"}}, 200, "KeyUpdate", "OK", kid+"/*"),
+	} {
+		run(c)
+	}
+	sig := valueOf(run(kvOp("ok/key-sign", "POST", "keys/k/sign", map[string]string{"alg": "RS256", "value": b64u(digest[:])}, 200, "KeySign", "OK", kid+"/*")))
+	run(kvOp("ok/key-verify", "POST", "keys/k/verify", map[string]string{"alg": "RS256", "digest": b64u(digest[:]), "value": sig}, 200, "KeyVerify", "OK", kid+"/*"))
+	ct := valueOf(run(kvOp("ok/key-encrypt", "POST", "keys/k/encrypt", map[string]string{"alg": "RSA-OAEP-256", "value": b64u([]byte("audit"))}, 200, "KeyEncrypt", "OK", kid+"/*")))
+	run(kvOp("ok/key-decrypt", "POST", "keys/k/decrypt", map[string]string{"alg": "RSA-OAEP-256", "value": ct}, 200, "KeyDecrypt", "OK", kid+"/*"))
+	wrapped := valueOf(run(kvOp("ok/key-wrap", "POST", "keys/k/wrapkey", map[string]string{"alg": "RSA-OAEP-256", "value": b64u(digest[:])}, 200, "KeyWrap", "OK", kid+"/*")))
+	run(kvOp("ok/key-unwrap", "POST", "keys/k/unwrapkey", map[string]string{"alg": "RSA-OAEP-256", "value": wrapped}, 200, "KeyUnwrap", "OK", kid+"/*"))
+	var keyBlob struct{ Value string }
+	mustJSON(t, string(run(kvOp("ok/key-backup", "POST", "keys/k/backup", nil, 200, "KeyBackup", "OK", kid))), &keyBlob)
+	for _, c := range []auditCase{
+		kvOp("ok/key-delete", "DELETE", "keys/k", nil, 200, "KeyDelete", "OK", kid+"/*"),
+		kvOp("ok/key-get-deleted", "GET", "deletedkeys/k", nil, 200, "KeyGetDeleted", "OK", kid+"/*"),
+		kvOp("ok/key-list-deleted", "GET", "deletedkeys", nil, 200, "KeyListDeleted", "OK", vaultURI+"/deletedkeys"),
+		kvOp("ok/key-purge", "DELETE", "deletedkeys/k", nil, 204, "KeyPurge", "NoContent", kid+"*"),
+		kvOp("ok/key-restore", "POST", "keys/restore", map[string]string{"value": keyBlob.Value}, 200, "KeyRestore", "OK", kid+"/*"),
+		kvOp("ok/key-import", "PUT", "keys/imported", map[string]any{"key": ecJWK(t, ecKey)}, 200, "KeyImport", "OK", vaultURI+"/keys/imported/*"),
+		kvOp("fail/key-import-bad-kty", "PUT", "keys/refused", map[string]any{"key": map[string]string{"kty": "oct-HSM"}}, 400, "KeyImport", "BadRequest", vaultURI+"/keys/refused"),
+		kvOp("fail/key-get-not-found", "GET", "keys/missing", nil, 404, "KeyGet", "NotFound", vaultURI+"/keys/missing"),
+	} {
+		run(c)
+	}
+	// Certificates.
+	cid := vaultURI + "/certificates/c"
+	run(kvOp("ok/certificate-create", "POST", "certificates/c/create", json.RawMessage(`{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=audit.example.com"}}}`),
+		202, "CertificateCreate", "Accepted", cid+"*"))
+	var certBlob struct{ Value string }
+	for _, c := range []auditCase{
+		kvOp("ok/certificate-get", "GET", "certificates/c", nil, 200, "CertificateGet", "OK", cid+"/*"),
+		kvOp("ok/certificate-list", "GET", "certificates", nil, 200, "CertificateList", "OK", vaultURI+"/certificates"),
+		kvOp("ok/certificate-list-versions", "GET", "certificates/c/versions", nil, 200, "CertificateListVersions", "OK", cid),
+		kvOp("ok/certificate-update", "PATCH", "certificates/c/", map[string]any{"tags": map[string]string{"t": "1"}}, 200, "CertificateUpdate", "OK", cid+"/*"),
+		kvOp("ok/certificate-pending-get", "GET", "certificates/c/pending", nil, 200, "CertificatePendingGet", "OK", cid+"*"),
+		kvOp("ok/certificate-policy-get", "GET", "certificates/c/policy", nil, 200, "CertificatePolicyGet", "OK", cid+"*"),
+		kvOp("ok/certificate-policy-update", "PATCH", "certificates/c/policy", map[string]any{"x509_props": map[string]any{"validity_months": 6}}, 200, "CertificatePolicyUpdate", "OK", cid+"*"),
+	} {
+		run(c)
+	}
+	mustJSON(t, string(run(kvOp("ok/certificate-backup", "POST", "certificates/c/backup", nil, 200, "CertificateBackup", "OK", cid))), &certBlob)
+	for _, c := range []auditCase{
+		kvOp("ok/certificate-delete", "DELETE", "certificates/c", nil, 200, "CertificateDelete", "OK", cid+"*"),
+		kvOp("ok/certificate-get-deleted", "GET", "deletedcertificates/c", nil, 200, "CertificateGetDeleted", "OK", cid+"*"),
+		kvOp("ok/certificate-list-deleted", "GET", "deletedcertificates", nil, 200, "CertificateListDeleted", "OK", vaultURI+"/deletedcertificates"),
+		kvOp("ok/certificate-recover", "POST", "deletedcertificates/c/recover", nil, 200, "CertificateRecover", "OK", cid+"*"),
+		kvOp("ok/certificate-import", "POST", "certificates/i/import", map[string]string{"value": selfSignedPEM(t, ecKey)}, 200, "CertificateImport", "OK", vaultURI+"/certificates/i/*"),
+		kvOp("fail/certificate-import-not-a-certificate", "POST", "certificates/j/import", map[string]string{"value": "bm90IGEgY2VydA=="}, 400, "CertificateImport", "BadRequest", vaultURI+"/certificates/j"),
+	} {
+		run(c)
+	}
+
 	// Refusals on the data plane.
 	// An anonymous request is challenged, and still audited under its
 	// operation and object.
@@ -573,4 +654,36 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ecJWK is k as an importable JWK (private scalar included).
+func ecJWK(t *testing.T, k *ecdsa.PrivateKey) map[string]string {
+	t.Helper()
+	d, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(pub[1:33]), "y": b64(pub[33:]), "d": b64(d)}
+}
+
+// selfSignedPEM is an importable PEM: k's PKCS #8 key and a certificate it
+// signed for itself.
+func selfSignedPEM(t *testing.T, k *ecdsa.PrivateKey) string {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "import.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
