@@ -181,12 +181,12 @@ func wantRequestURI(t *testing.T, raw string) string {
 }
 
 // Every data-plane (secrets, keys, certificates) and control-plane operation
-// kind, refused ones included,
-// and the sign-in endpoints leave exactly one audit event with the right
-// fields and caller (a user, a service principal, a managed identity); a
-// SecretSet event identifies its value by the HMAC `keyhaven audit hash`
-// computes and no event holds the value; the storage sink receives the
-// events of the vault with a diagnostic setting and none of a vault without.
+// kind, refused ones included, and the sign-in endpoints leave exactly one
+// audit event with the right fields and caller (a user, a service
+// principal, a managed identity); a SecretSet event identifies its value by
+// the HMAC `keyhaven audit hash` computes and no event holds the value; the
+// storage sink receives the events of the vault with a diagnostic setting
+// and none of a vault without.
 func TestAuditEveryOperation(t *testing.T) {
 	w := newWorld(t, khtest.Options{})
 	s := w.srv
