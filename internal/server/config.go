@@ -67,6 +67,9 @@ type Config struct {
 	MaxHeaderBytes  int
 	ShutdownTimeout time.Duration
 	PurgeInterval   time.Duration
+	// RenewInterval is how often certificates whose AutoRenew lifetime
+	// action fell due are renewed.
+	RenewInterval time.Duration
 }
 
 // DefaultConfig returns the zero-setup configuration.
@@ -91,6 +94,7 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:       64 << 10,
 		ShutdownTimeout:      20 * time.Second,
 		PurgeInterval:        time.Minute,
+		RenewInterval:        time.Minute,
 	}
 }
 
@@ -137,6 +141,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")
+	fs.DurationVar(&c.RenewInterval, "renew-interval", c.RenewInterval, "how often certificates whose AutoRenew lifetime action fell due are renewed")
 	c.RootKeyEnv = os.Getenv("KEYHAVEN_ROOT_KEY")
 }
 

@@ -387,6 +387,9 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 			if _, err := store.PutJSON(ctx, tx, heads[3], pr, vers[3]); err != nil {
 				return err
 			}
+			if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, version, policy, cm.NotBefore, cm.Expires); err != nil {
+				return err
+			}
 			if op != nil {
 				_, err := store.PutJSON(ctx, tx, certOpKey(iid, lname), certOpState{Op: *op}, store.Any)
 				return err
@@ -614,7 +617,7 @@ func (s *Service) updateCert(rq *request) (int, any, error) {
 			return err
 		}
 		if req.Policy != nil && pr != nil {
-			return applyPolicyUpdate(ctx, tx, iid, lname, pr, req.Policy, now)
+			return applyPolicyUpdate(ctx, tx, iid, lname, rq.vault.Name, pr, req.Policy, now)
 		}
 		return nil
 	})
@@ -659,8 +662,9 @@ func setBackingEnabled(ctx context.Context, tx store.Tx, iid, lname, version str
 }
 
 // applyPolicyUpdate merges upd into the stored policy, validates and
-// writes it; pr is updated in place.
-func applyPolicyUpdate(ctx context.Context, tx store.Tx, iid, lname string, pr *certPolicyRec, upd *certPolicy, now int64) error {
+// writes it, and schedules the latest version's renewal under it; pr is
+// updated in place.
+func applyPolicyUpdate(ctx context.Context, tx store.Tx, iid, lname, vaultName string, pr *certPolicyRec, upd *certPolicy, now int64) error {
 	p := pr.Policy
 	mergePolicy(&p, upd)
 	p.ID = ""
@@ -673,8 +677,17 @@ func applyPolicyUpdate(ctx context.Context, tx store.Tx, iid, lname string, pr *
 		p.Attributes = &certPolicyAttrs{Enabled: enabled.Enabled}
 	}
 	pr.Policy, pr.Updated = p, now
-	_, err := store.PutJSON(ctx, tx, certPolicyKey(iid, lname), pr, store.Any)
-	return err
+	if _, err := store.PutJSON(ctx, tx, certPolicyKey(iid, lname), pr, store.Any); err != nil {
+		return err
+	}
+	h, _, err := store.GetJSON[certHeadRec](ctx, tx, certHeadKey(iid, lname))
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return putRenewEntry(ctx, tx, iid, lname, vaultName, h.Meta.Version, &pr.Policy, h.Meta.NotBefore, h.Meta.Expires)
 }
 
 func (s *Service) getCertPolicy(rq *request) (int, any, error) {
@@ -734,7 +747,7 @@ func (s *Service) updateCertPolicy(rq *request) (int, any, error) {
 		if pr == nil {
 			pr = &certPolicyRec{Created: now}
 		}
-		return applyPolicyUpdate(ctx, tx, iid, lname, pr, &upd, now)
+		return applyPolicyUpdate(ctx, tx, iid, lname, rq.vault.Name, pr, &upd, now)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -843,7 +856,11 @@ func (s *Service) recoverCert(rq *request) (int, any, error) {
 			return err
 		}
 		pr, err = s.getPolicyRec(ctx, tx, iid, lname)
-		return err
+		if err != nil || pr == nil {
+			return err
+		}
+		// A renewal that fell due while deleted runs at once.
+		return putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, m.Version, &pr.Policy, m.NotBefore, m.Expires)
 	})
 	if err != nil {
 		return 0, nil, err

@@ -250,6 +250,9 @@ func (s *Service) restoreCert(rq *request) (int, any, error) {
 				return err
 			}
 		}
+		if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, latest.Version, &bm.Policy.Policy, latest.NotBefore, latest.Expires); err != nil {
+			return err
+		}
 		return tx.Delete(ctx, certOpKey(iid, lname), store.Any)
 	})
 	if err != nil {

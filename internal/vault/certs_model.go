@@ -360,6 +360,11 @@ func normalizePolicy(p *certPolicy, forCreate bool) *azerr.Error {
 		if v := la.Trigger.LifetimePercentage; v != nil && (*v < 1 || *v > 99) {
 			return azerr.BadParameter("Property 'lifetime_percentage' must be between 1 and 99.")
 		}
+		// As Key Vault: at most 27 days per month of validity, so the
+		// trigger always falls inside a certificate's lifetime.
+		if v, m := la.Trigger.DaysBeforeExpiry, p.X509Props.ValidityMonths; v != nil && m > 0 && (*v < 1 || *v > 27*m) {
+			return azerr.BadParameter("Property 'days_before_expiry' must be between 1 and %d (27 days for each of the %d months of validity_months).", 27*m, m)
+		}
 		if v := la.Trigger.DaysBeforeExpiry; v != nil && (*v < 1 || *v > 36500) {
 			return azerr.BadParameter("Property 'days_before_expiry' must be between 1 and 36500.")
 		}

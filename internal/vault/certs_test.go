@@ -80,6 +80,8 @@ func TestCertCreate(t *testing.T) {
 		{"fail/key-usage", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x","key_usage":["everything"]}}}`, 400, "BadParameter", "Key usage", nil},
 		{"fail/eku", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x","ekus":["serverAuth"]}}}`, 400, "BadParameter", "object identifier", nil},
 		{"fail/lifetime-action", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x"},"lifetime_actions":[{"trigger":{"lifetime_percentage":80},"action":{"action_type":"Explode"}}]}}`, 400, "BadParameter", "action_type", nil},
+		{"fail/days-before-expiry-beyond-validity", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x","validity_months":2},"lifetime_actions":[{"trigger":{"days_before_expiry":55},"action":{"action_type":"AutoRenew"}}]}}`, 400, "BadParameter", "between 1 and 54", nil},
+		{"fail/days-before-expiry-zero", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x"},"lifetime_actions":[{"trigger":{"days_before_expiry":0},"action":{"action_type":"AutoRenew"}}]}}`, 400, "BadParameter", "between 1 and 324", nil},
 		{"fail/lifetime-trigger", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x"},"lifetime_actions":[{"trigger":{"lifetime_percentage":100},"action":{"action_type":"AutoRenew"}}]}}`, 400, "BadParameter", "between 1 and 99", nil},
 		{"fail/too-many-tags", "c-x", `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=x"}},"tags":{` + manyTags(16) + `}}`, 400, "BadParameter", "tags", nil},
 		{"fail/not-json", "c-x", `{`, 400, "BadParameter", "JSON", nil},

@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhaven/keyhaven/internal/testutil/khtest"
+)
+
+// TestCertificateAutoRenewal runs the server's renewal pass through the real
+// binary: a certificate imported with ten days left and a Self policy whose
+// AutoRenew action is due 30 days before expiry is renewed at once by the
+// server, as a new self-issued version valid for the policy's 12 months;
+// the vault's audit log records it as the platform's CertificateCreate.
+func TestCertificateAutoRenewal(t *testing.T) {
+	w := newWorld(t, khtest.Options{Args: []string{"--renew-interval", "200ms"}})
+	s := w.srv
+	kh := cliSession(t, s)
+
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "renewing.example.com"},
+		NotBefore: time.Now().Add(-80 * 24 * time.Hour), NotAfter: time.Now().Add(10 * 24 * time.Hour), DNSNames: []string{"renewing.example.com"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, policyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "policy.json")
+	pemBytes := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	policy := `{"issuer":{"name":"Self"},"x509_props":{"validity_months":12},"lifetime_actions":[{"trigger":{"days_before_expiry":30},"action":{"action_type":"AutoRenew"}}]}`
+	for f, b := range map[string][]byte{certFile: pemBytes, policyFile: []byte(policy)} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imported := tsv(kh("keyvault", "certificate", "import", "--vault-name", w.vault, "-n", "renewing", "-f", certFile,
+		"--policy", "@"+policyFile, "--query", "id", "-o", "tsv"))
+
+	var latest string
+	eventually(t, 15*time.Second, "the server renews the certificate", func() (bool, string) {
+		latest = tsv(kh("keyvault", "certificate", "show", "--vault-name", w.vault, "-n", "renewing", "--query", "id", "-o", "tsv"))
+		return latest != imported, "latest " + latest
+	})
+	if n := tsv(kh("keyvault", "certificate", "list-versions", "--vault-name", w.vault, "-n", "renewing", "--query", "length(@)", "-o", "tsv")); n != "2" {
+		t.Fatalf("%s versions after renewal, want 2", n)
+	}
+	cer := tsv(kh("keyvault", "certificate", "show", "--vault-name", w.vault, "-n", "renewing", "--query", "cer", "-o", "tsv"))
+	raw, err := base64.StdEncoding.DecodeString(cer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := x509.ParseCertificate(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.Subject.CommonName != "renewing.example.com" || renewed.Issuer.CommonName != "renewing.example.com" ||
+		renewed.NotAfter.Before(time.Now().AddDate(0, 11, 0)) || renewed.PublicKey.(*ecdsa.PublicKey).Equal(&k.PublicKey) {
+		t.Fatalf("renewed certificate: subject %q issuer %q until %v, same key %v", renewed.Subject.CommonName, renewed.Issuer.CommonName,
+			renewed.NotAfter, renewed.PublicKey.(*ecdsa.PublicKey).Equal(&k.PublicKey))
+	}
+	// Renewed once: the new version's own renewal is eleven months away.
+	time.Sleep(time.Second)
+	if n := tsv(kh("keyvault", "certificate", "list-versions", "--vault-name", w.vault, "-n", "renewing", "--query", "length(@)", "-o", "tsv")); n != "2" {
+		t.Fatalf("%s versions a second after renewal, want 2", n)
+	}
+
+	var found bool
+	for _, e := range auditEvents(t, w, w.vaultID) {
+		if e.OperationName == "CertificateCreate" && strings.EqualFold(e.Properties.ID, latest) {
+			if e.Identity == nil || e.Identity.Claim.OID == "" || e.Identity.Claim.UPN != "" || e.ResultType != "Success" {
+				t.Fatalf("renewal event: %+v", e)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no CertificateCreate event for the renewed version %s", latest)
+	}
+}

@@ -1,0 +1,153 @@
+package vault
+
+import (
+	"crypto"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// renewPolicy is a Self-issued create body valid for months with the given
+// lifetime action and key_props.
+func renewPolicy(months int, trigger, action, keyProps string) string {
+	extra := fmt.Sprintf(`"x509_props":{"subject":"CN=renew.example.com","validity_months":%d}`, months)
+	if trigger != "" {
+		extra += fmt.Sprintf(`,"lifetime_actions":[{"trigger":{%s},"action":{"action_type":"%s"}}]`, trigger, action)
+	}
+	if keyProps != "" {
+		extra += `,"key_props":{` + keyProps + `}`
+	}
+	return `{"policy":{"issuer":{"name":"Self"},` + extra + `}}`
+}
+
+// TestCertificateAutoRenew drives RenewDue with a fake clock: a certificate
+// whose policy says AutoRenew gets a new version when its trigger falls due
+// (not before, and once), with a new key unless reuse_key; other policies
+// never renew; a policy update, a delete and a recovery move the schedule.
+func TestCertificateAutoRenew(t *testing.T) {
+	day := 24 * time.Hour
+	tests := []struct {
+		name   string
+		body   string
+		before func(e *env) // after create, before the clock moves
+		due    time.Duration
+		renews bool
+		sameKy bool
+	}{
+		{name: "lifetime percentage", body: renewPolicy(12, `"lifetime_percentage":50`, "AutoRenew", ""),
+			due: 182*day + 12*time.Hour, renews: true}, // half of the 365 days from Nov 25
+		{name: "days before expiry", body: renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", ""),
+			due: 335 * day, renews: true}, // Nov 25 + 12 months - 30 days
+		{name: "reuse key", body: renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", `"reuse_key":true`),
+			due: 335 * day, renews: true, sameKy: true},
+		{name: "email contacts only", body: renewPolicy(12, `"lifetime_percentage":50`, "EmailContacts", ""),
+			due: 200 * day},
+		{name: "no lifetime action", body: renewPolicy(12, "", "", ""), due: 400 * day},
+		{name: "policy updated to renew", body: renewPolicy(12, `"lifetime_percentage":50`, "EmailContacts", ""),
+			before: func(e *env) {
+				if code, m := e.do("PATCH", "/certificates/c/policy", `{"lifetime_actions":[{"trigger":{"days_before_expiry":100},"action":{"action_type":"AutoRenew"}}]}`); code != 200 {
+					e.t.Fatalf("policy update: %d %v", code, m)
+				}
+			},
+			due: 265 * day, renews: true},
+		{name: "policy updated to stop renewing", body: renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", ""),
+			before: func(e *env) {
+				if code, m := e.do("PATCH", "/certificates/c/policy", `{"lifetime_actions":[{"trigger":{"days_before_expiry":30},"action":{"action_type":"EmailContacts"}}]}`); code != 200 {
+					e.t.Fatalf("policy update: %d %v", code, m)
+				}
+			},
+			due: 340 * day},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			created := e.mustCert("c", tc.body)
+			old, v1 := cerOf(t, created), versionOf(t, created)
+			if tc.before != nil {
+				tc.before(e)
+			}
+			renew := func() []Renewed {
+				t.Helper()
+				out, err := e.svc.RenewDue(t.Context())
+				if err != nil {
+					t.Fatalf("RenewDue: %v", err)
+				}
+				return out
+			}
+			e.clk.Advance(tc.due - time.Hour)
+			if got := renew(); len(got) != 0 {
+				t.Fatalf("renewed an hour before the trigger: %v", got)
+			}
+			e.clk.Advance(2 * time.Hour)
+			got := renew()
+			if !tc.renews {
+				if len(got) != 0 {
+					t.Fatalf("renewed a certificate whose policy does not say AutoRenew: %v", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Vault.Name != "v1" {
+				t.Fatalf("RenewDue = %v, want one renewal in v1", got)
+			}
+			if again := renew(); len(again) != 0 {
+				t.Fatalf("renewed twice: %v", again)
+			}
+			code, latest := e.do("GET", "/certificates/c/", "")
+			if code != 200 || latest["id"] != got[0].ID {
+				t.Fatalf("latest certificate %d %v, want %s", code, latest["id"], got[0].ID)
+			}
+			leaf := cerOf(t, latest)
+			if leaf.Subject.CommonName != "renew.example.com" || !leaf.NotBefore.After(old.NotBefore) {
+				t.Fatalf("renewed certificate subject %q not before %v (old %v)", leaf.Subject.CommonName, leaf.NotBefore, old.NotBefore)
+			}
+			same := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(old.PublicKey)
+			if same != tc.sameKy {
+				t.Fatalf("renewed with the same key: %v, want %v", same, tc.sameKy)
+			}
+			if _, s := e.do("GET", "/secrets/c/", ""); s["previousVersion"] != v1 {
+				t.Fatalf("the renewed secret's previousVersion %v, want %s", s["previousVersion"], v1)
+			}
+			if _, v := e.do("GET", "/certificates/c/versions", ""); len(v["value"].([]any)) != 2 {
+				t.Fatalf("versions after renewal: %v", v["value"])
+			}
+		})
+	}
+}
+
+// A certificate deleted when its renewal falls due is not renewed; once
+// recovered it is, at once. One in a deleted vault waits for the vault.
+func TestCertificateAutoRenewAcrossDeletion(t *testing.T) {
+	day := 24 * time.Hour
+	e := newEnv(t)
+	renewed := func(want int) {
+		t.Helper()
+		got, err := e.svc.RenewDue(t.Context())
+		if err != nil || len(got) != want {
+			t.Fatalf("RenewDue = %v, %v; want %d renewals", got, err, want)
+		}
+	}
+	body := renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", "")
+	e.mustCert("c", body)
+	e.mustCert("d", body)
+	if code, m := e.do("DELETE", "/certificates/c", ""); code != 200 {
+		t.Fatalf("delete: %d %v", code, m)
+	}
+	v1, _ := e.dir.LookupVault(t.Context(), "v1")
+	e.dir.mu.Lock()
+	delete(e.dir.vaults, "v1") // the vault is soft-deleted
+	e.dir.mu.Unlock()
+	e.clk.Advance(340 * day)
+	renewed(0)
+	e.dir.put(v1) // and recovered
+	renewed(1)    // d, waiting for its vault
+	if code, m := e.do("POST", "/deletedcertificates/c/recover", ""); code != 200 {
+		t.Fatalf("recover: %d %v", code, m)
+	}
+	renewed(1) // c, at once
+	renewed(0)
+	for _, name := range []string{"c", "d"} {
+		if _, v := e.do("GET", "/certificates/"+name+"/versions", ""); len(v["value"].([]any)) != 2 {
+			t.Fatalf("%s: versions after renewal: %v", name, v["value"])
+		}
+	}
+}
