@@ -353,6 +353,9 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 			} else if !notFound(err) {
 				return err
 			}
+			if req.renews != "" && sm.Prev != req.renews {
+				return errRenewedElsewhere
+			}
 			vers := make([]int64, len(heads))
 			for i, h := range heads {
 				vers[i] = store.Absent

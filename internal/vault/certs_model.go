@@ -226,6 +226,10 @@ type certRequest struct {
 	Enabled *bool
 	Tags    map[string]string
 	TagsSet bool
+	// renews is set by automatic renewal: the version being renewed, which
+	// must still be the latest when the new one is written (another
+	// replica may have renewed it first).
+	renews string
 }
 
 func parseCertBody(body []byte) (*certIn, *certRequest, *azerr.Error) {

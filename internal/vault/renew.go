@@ -32,6 +32,10 @@ func renewIndexKey(at int64, iid, lname string) string {
 	return fmt.Sprintf("%s%020d/%s/%s", renewIndexPrefix, at, iid, lname)
 }
 
+// errRenewedElsewhere: the version to renew is no longer the latest when
+// the renewal commits (another replica renewed it, or a user created one).
+var errRenewedElsewhere = errors.New("vault: the certificate version to renew is no longer the latest")
+
 // renewEntry is an index entry's value.
 type renewEntry struct {
 	Vault   string `json:"vault"`
@@ -195,7 +199,10 @@ func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e r
 	}
 	op := certOpRec{Name: h.Meta.Name, Issuer: *policy.Issuer, RequestID: reqID, Status: "completed"}
 	enabled := true
-	cm, err := s.storeCertVersion(rq, k, []*x509.Certificate{leaf}, &policy, &certRequest{Tags: h.Meta.Tags, Enabled: &enabled}, &op)
+	cm, err := s.storeCertVersion(rq, k, []*x509.Certificate{leaf}, &policy, &certRequest{Tags: h.Meta.Tags, Enabled: &enabled, renews: h.Meta.Version}, &op)
+	if errors.Is(err, errRenewedElsewhere) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, true, err
 	}

@@ -1,10 +1,14 @@
 package vault
 
 import (
+	"bytes"
 	"crypto"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyhaven/keyhaven/internal/seal"
 )
 
 // renewPolicy is a Self-issued create body valid for months with the given
@@ -148,6 +152,44 @@ func TestCertificateAutoRenewAcrossDeletion(t *testing.T) {
 	for _, name := range []string{"c", "d"} {
 		if _, v := e.do("GET", "/certificates/"+name+"/versions", ""); len(v["value"].([]any)) != 2 {
 			t.Fatalf("%s: versions after renewal: %v", name, v["value"])
+		}
+	}
+}
+
+// Two replicas sharing a store renew a due certificate once between them.
+func TestCertificateAutoRenewOnceAcrossReplicas(t *testing.T) {
+	e := newEnv(t)
+	root, err := seal.RootFromBytes(bytes.Repeat([]byte{7}, seal.RootKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(Config{Store: e.st, Sealer: seal.NewEnvelope(e.st, root), Directory: e.dir, Decider: e.dec, Clock: e.clk,
+		VaultDomain: "vault.localhost", Port: 8443, AuthorityBase: "https://localhost:8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		e.mustCert(fmt.Sprintf("c%d", i), renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", ""))
+	}
+	e.clk.Advance(340 * 24 * time.Hour)
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i, svc := range []*Service{e.svc, other} {
+		wg.Go(func() {
+			got, err := svc.RenewDue(t.Context())
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+			counts[i] = len(got)
+		})
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != 4 {
+		t.Fatalf("renewals %v, want 4 in all", counts)
+	}
+	for i := range 4 {
+		if _, v := e.do("GET", fmt.Sprintf("/certificates/c%d/versions", i), ""); len(v["value"].([]any)) != 2 {
+			t.Fatalf("c%d: %d versions, want 2", i, len(v["value"].([]any)))
 		}
 	}
 }
