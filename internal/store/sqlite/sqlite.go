@@ -14,7 +14,7 @@ import (
 	"github.com/keyhaven/keyhaven/internal/clock"
 	"github.com/keyhaven/keyhaven/internal/store"
 
-	_ "modernc.org/sqlite" // registers driver "sqlite"
+	"modernc.org/sqlite" // also registers driver "sqlite"
 )
 
 // Store is a store.Store backed by one SQLite database file.
@@ -84,7 +84,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := ping(ctx, w, cfg.busyTimeout); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -100,7 +100,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	r.SetMaxOpenConns(cfg.maxReaders)
 	r.SetMaxIdleConns(cfg.maxReaders)
-	if err := r.PingContext(ctx); err != nil {
+	if err := ping(ctx, r, cfg.busyTimeout); err != nil {
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -124,6 +124,36 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	s.ws, s.rs, s.stmts = ws, rs, append(wall, rall...)
 	return s, nil
+}
+
+// ping opens db's first connection, retrying while the file is locked until
+// timeout: a new connection's switch to WAL takes SQLITE_BUSY at once,
+// without the busy handler, while another connection (or process) is
+// creating or opening the same file.
+func ping(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// isBusy reports SQLITE_BUSY or SQLITE_LOCKED (any extended code).
+func isBusy(err error) bool {
+	const busy, locked = 5, 6
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == busy || c == locked
 }
 
 func dsn(path string, busy time.Duration, txlock string, readOnly bool) string {
