@@ -293,8 +293,47 @@ func TestKeysClient(t *testing.T) {
 		if err != nil || latest.Key.KID.Version() != r.Key.KID.Version() {
 			t.Fatalf("latest after rotate: %v", err)
 		}
-		_, err = client.GetKeyRotationPolicy(ctx, "ec-p384", nil)
-		wantResponseError(t, "rotation policy", err, 400, "BadParameter")
+	})
+
+	t.Run("ok/rotation-policy", func(t *testing.T) {
+		def, err := client.GetKeyRotationPolicy(ctx, "ec-p384", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(def.LifetimeActions) != 1 || *def.LifetimeActions[0].Action.Type != azkeys.KeyRotationPolicyActionNotify {
+			t.Fatalf("default policy %+v", def.KeyRotationPolicy)
+		}
+		upd, err := client.UpdateKeyRotationPolicy(ctx, "ec-p384", azkeys.KeyRotationPolicy{
+			LifetimeActions: []*azkeys.LifetimeAction{
+				{Trigger: &azkeys.LifetimeActionTrigger{TimeAfterCreate: to.Ptr("P90D")}, Action: &azkeys.LifetimeActionType{Type: to.Ptr(azkeys.KeyRotationPolicyActionRotate)}},
+				{Trigger: &azkeys.LifetimeActionTrigger{TimeBeforeExpiry: to.Ptr("P30D")}, Action: &azkeys.LifetimeActionType{Type: to.Ptr(azkeys.KeyRotationPolicyActionNotify)}},
+			},
+			Attributes: &azkeys.KeyRotationPolicyAttributes{ExpiryTime: to.Ptr("P1Y")},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upd.ID == nil || !strings.HasSuffix(*upd.ID, "/keys/ec-p384/rotationpolicy") || upd.Attributes == nil ||
+			*upd.Attributes.ExpiryTime != "P1Y" || upd.Attributes.Created == nil || len(upd.LifetimeActions) != 2 {
+			t.Fatalf("updated policy %+v", upd.KeyRotationPolicy)
+		}
+		got, err := client.GetKeyRotationPolicy(ctx, "ec-p384", nil)
+		if err != nil || *got.LifetimeActions[0].Trigger.TimeAfterCreate != "P90D" {
+			t.Fatalf("policy read back: %v %+v", err, got.KeyRotationPolicy)
+		}
+		// A rotation now gives the new version the policy's expiry.
+		r, err := client.RotateKey(ctx, "ec-p384", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := r.Attributes.Expires; exp == nil || exp.Before(time.Now().AddDate(0, 11, 0)) || exp.After(time.Now().AddDate(1, 0, 1)) {
+			t.Fatalf("rotated version expires %v, want in a year", exp)
+		}
+		_, err = client.UpdateKeyRotationPolicy(ctx, "ec-p384", azkeys.KeyRotationPolicy{
+			LifetimeActions: []*azkeys.LifetimeAction{{Trigger: &azkeys.LifetimeActionTrigger{TimeAfterCreate: to.Ptr("P1D")},
+				Action: &azkeys.LifetimeActionType{Type: to.Ptr(azkeys.KeyRotationPolicyActionRotate)}}},
+		}, nil)
+		wantResponseError(t, "rotation after one day", err, 400, "BadParameter")
 	})
 
 	t.Run("ok/import", func(t *testing.T) {

@@ -302,6 +302,10 @@ func TestAuditEveryOperation(t *testing.T) {
 		kvOp("ok/key-list", "GET", "keys", nil, 200, "KeyList", "OK", vaultURI+"/keys"),
 		kvOp("ok/key-list-versions", "GET", "keys/k/versions", nil, 200, "KeyListVersions", "OK", kid),
 		kvOp("ok/key-update", "PATCH", "keys/k/", map[string]any{"tags": map[string]string{"t": "1"}}, 200, "KeyUpdate", "OK", kid+"/*"),
+		kvOp("ok/key-rotation-policy-update", "PUT", "keys/k/rotationpolicy", json.RawMessage(`{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P90D"},"action":{"type":"Rotate"}}]}`),
+			200, "KeyRotationPolicyUpdate", "OK", kid),
+		kvOp("ok/key-rotation-policy-get", "GET", "keys/k/rotationpolicy", nil, 200, "KeyRotationPolicyGet", "OK", kid),
+		kvOp("ok/key-rotate", "POST", "keys/k/rotate", nil, 200, "KeyRotate", "OK", kid+"/*"),
 	} {
 		run(c)
 	}

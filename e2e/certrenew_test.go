@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,45 @@ func TestCertificateAutoRenewal(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no CertificateCreate event for the renewed version %s", latest)
+	}
+}
+
+// TestKeyAutoRotation: through the real binary and CLI, a key expiring in
+// ten days whose rotation policy rotates 30 days before expiry is rotated
+// by the server at once; the new version gets the policy's expiryTime and
+// the rotation is the platform's KeyRotate in the vault's audit log.
+func TestKeyAutoRotation(t *testing.T) {
+	w := newWorld(t, khtest.Options{Args: []string{"--renew-interval", "200ms"}})
+	kh := cliSession(t, w.srv)
+	expires := time.Now().Add(10 * 24 * time.Hour).UTC().Format("2006-01-02T15:04:05Z")
+	first := tsv(kh("keyvault", "key", "create", "--vault-name", w.vault, "-n", "rotating", "--kty", "EC", "--curve", "P-256",
+		"--expires", expires, "--query", "key.kid", "-o", "tsv"))
+	policy := `{"lifetimeActions":[{"trigger":{"timeBeforeExpiry":"P30D"},"action":{"type":"Rotate"}}],"attributes":{"expiryTime":"P60D"}}`
+	kh("keyvault", "key", "rotation-policy", "update", "--vault-name", w.vault, "-n", "rotating", "--value", policy, "-o", "none")
+	if got := tsv(kh("keyvault", "key", "rotation-policy", "show", "--vault-name", w.vault, "-n", "rotating", "--query", "attributes.expiryTime", "-o", "tsv")); got != "P60D" {
+		t.Fatalf("policy expiryTime %q", got)
+	}
+	var latest string
+	eventually(t, 15*time.Second, "the server rotates the key", func() (bool, string) {
+		latest = tsv(kh("keyvault", "key", "show", "--vault-name", w.vault, "-n", "rotating", "--query", "key.kid", "-o", "tsv"))
+		return latest != first, "latest " + latest
+	})
+	exp := tsv(kh("keyvault", "key", "show", "--vault-name", w.vault, "-n", "rotating", "--query", "attributes.exp", "-o", "tsv"))
+	secs, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || time.Unix(secs, 0).Sub(time.Now().AddDate(0, 0, 60)).Abs() > time.Hour {
+		t.Fatalf("rotated version expires %q, want in 60 days", exp)
+	}
+	time.Sleep(time.Second)
+	if n := tsv(kh("keyvault", "key", "list-versions", "--vault-name", w.vault, "-n", "rotating", "--query", "length(@)", "-o", "tsv")); n != "2" {
+		t.Fatalf("%s versions, want 2 (rotated once)", n)
+	}
+	var found bool
+	for _, e := range auditEvents(t, w, w.vaultID) {
+		if e.OperationName == "KeyRotate" && strings.EqualFold(e.Properties.ID, latest) {
+			found = e.Identity != nil && e.Identity.Claim.OID != "" && e.Identity.Claim.UPN == ""
+		}
+	}
+	if !found {
+		t.Fatalf("no platform KeyRotate event for %s", latest)
 	}
 }

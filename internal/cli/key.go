@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net/http"
@@ -42,7 +43,50 @@ func newKeyCmd(a *app) *cobra.Command {
 		newKeyRecoverCmd(a), newKeyPurgeCmd(a), newKeyBackupCmd(a), newKeyRestoreCmd(a),
 		newKeyCryptCmd(a, "encrypt", "Encrypt a value (at most one RSA block) with a key.", "encrypt"),
 		newKeyCryptCmd(a, "decrypt", "Decrypt a value with a key.", "decrypt"),
-		newKeySignCmd(a), newKeyVerifyCmd(a), newKeyRotateCmd(a))
+		newKeySignCmd(a), newKeyVerifyCmd(a), newKeyRotateCmd(a), newKeyRotationPolicyCmd(a))
+	return cmd
+}
+
+const maxRotationPolicyBytes = 8 << 10
+
+// newKeyRotationPolicyCmd is az keyvault key rotation-policy show|update.
+func newKeyRotationPolicyCmd(a *app) *cobra.Command {
+	cmd := newGroup("rotation-policy", "Manage key's rotation policy.")
+	var f objFlags
+	var value string
+	update := &cobra.Command{
+		Use: "update", Short: "Update the rotation policy of a Key Vault key.", Args: cobra.NoArgs,
+		Example: `  keyhaven keyvault key rotation-policy update -n mykey --vault-name mykeyvault --value @policy.json
+  # policy.json: {"lifetimeActions":[{"trigger":{"timeAfterCreate":"P90D"},"action":{"type":"Rotate"}},
+  #   {"trigger":{"timeBeforeExpiry":"P30D"},"action":{"type":"Notify"}}],"attributes":{"expiryTime":"P2Y"}}`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw := []byte(value)
+			if strings.HasPrefix(value, "@") {
+				b, err := readFileLimited(strings.TrimPrefix(value, "@"), maxRotationPolicyBytes)
+				if err != nil {
+					return usageErrorf("argument --value: %v", err)
+				}
+				raw = b
+			}
+			var policy map[string]any
+			if len(raw) > maxRotationPolicyBytes || json.Unmarshal(raw, &policy) != nil || policy == nil {
+				return usageErrorf("argument --value: the rotation policy as a JSON object (or @file holding one), at most %d bytes", maxRotationPolicyBytes)
+			}
+			it, err := a.item(keyObject, &f)
+			if err != nil {
+				return err
+			}
+			v, err := a.kv(cmd.Context(), http.MethodPut, kvURL(it.base, "/keys/"+it.name+"/rotationpolicy", nil), policy)
+			if err != nil {
+				return err
+			}
+			return a.print(v)
+		},
+	}
+	f.bind(update, keyObject, false, true)
+	update.Flags().StringVar(&value, "value", "", "The rotation policy: JSON, or @file holding JSON (lifetimeActions with a Rotate trigger timeAfterCreate or timeBeforeExpiry, attributes.expiryTime; ISO 8601 durations such as P90D).")
+	_ = update.MarkFlagRequired("value")
+	cmd.AddCommand(objCallCmd(a, keyObject, "show", "Get the rotation policy of a Key Vault key.", false, http.MethodGet, "keys", "/rotationpolicy"), update)
 	return cmd
 }
 
@@ -284,7 +328,7 @@ func newKeyRecoverCmd(a *app) *cobra.Command {
 }
 
 func newKeyRotateCmd(a *app) *cobra.Command {
-	return objCallCmd(a, keyObject, "rotate", "Create a new version of a key with new key material (on demand; rotation policies are not supported).", false, http.MethodPost, "keys", "/rotate")
+	return objCallCmd(a, keyObject, "rotate", "Create a new version of a key with new key material (its rotation policy's expiryTime, if any, sets the new version's expiry).", false, http.MethodPost, "keys", "/rotate")
 }
 
 func newKeyPurgeCmd(a *app) *cobra.Command {

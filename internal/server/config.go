@@ -68,7 +68,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PurgeInterval   time.Duration
 	// RenewInterval is how often certificates whose AutoRenew lifetime
-	// action fell due are renewed.
+	// action, and keys whose rotation policy, fell due are renewed or
+	// rotated.
 	RenewInterval time.Duration
 }
 
@@ -141,7 +142,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.AuditFailOpen, "audit-fail-open", os.Getenv("KEYHAVEN_AUDIT_FAIL_OPEN") == "true", "serve requests even when their audit event cannot be written (default: refuse them)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", int64(envInt("MAX_BODY_BYTES", int(c.MaxBodyBytes))), "largest request body accepted")
 	fs.DurationVar(&c.PurgeInterval, "purge-interval", c.PurgeInterval, "how often expired soft-deleted objects are purged")
-	fs.DurationVar(&c.RenewInterval, "renew-interval", c.RenewInterval, "how often certificates whose AutoRenew lifetime action fell due are renewed")
+	fs.DurationVar(&c.RenewInterval, "renew-interval", c.RenewInterval, "how often certificates whose AutoRenew lifetime action, and keys whose rotation policy, fell due are renewed or rotated")
 	c.RootKeyEnv = os.Getenv("KEYHAVEN_ROOT_KEY")
 }
 

@@ -237,7 +237,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}()
 	s.every(bg, "purged expired deleted vaults", cfg.PurgeInterval, kvp.PurgeExpired)
 	s.every(bg, "purged expired deleted secrets", cfg.PurgeInterval, vaults.PurgeExpired)
-	s.every(bg, "renewed certificates", cfg.RenewInterval, renewCertificates(vaults, auditLog, clk, boot))
+	s.every(bg, "renewed certificates and rotated keys", cfg.RenewInterval, renewDue(vaults, auditLog, clk, boot))
 	s.every(bg, "pruned expired log blobs", time.Hour, func(ctx context.Context) (int, error) {
 		return stp.PruneBlobs(ctx, clk.Now())
 	})

@@ -33,7 +33,8 @@ var managedGuard = map[opKind]struct {
 	opRecover: {"recover", true}, opPurge: {"purge", true},
 	opKeyCreate: {"create", false}, opKeyImport: {"import", false}, opKeyUpdate: {"update", false},
 	opKeyDelete: {"delete", false}, opKeyBackup: {"backup", false}, opKeyRotate: {"rotate", false},
-	opKeyRecover: {"recover", true}, opKeyPurge: {"purge", true},
+	opKeyRotationPolicyUpdate: {"setRotationPolicy", false},
+	opKeyRecover:              {"recover", true}, opKeyPurge: {"purge", true},
 }
 
 // guardManaged refuses an operation on a secret or key that backs a

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -122,7 +123,11 @@ func (s *Service) dispatchKey(rq *request) (int, any, error) {
 	case opKeyVerify:
 		return s.verifyKey(rq)
 	case opKeyRotate:
-		return s.rotateKey(rq)
+		return s.rotateLatest(rq, "")
+	case opKeyRotationPolicyGet:
+		return s.getKeyRotationPolicy(rq)
+	case opKeyRotationPolicyUpdate:
+		return s.updateKeyRotationPolicy(rq)
 	}
 	return 0, nil, errRouteNotFound(rq.r.Method, rq.rawPath)
 }
@@ -205,23 +210,6 @@ func (s *Service) importKey(rq *request) (int, any, error) {
 // rotateKey adds a version with new key material of the latest version's
 // type, size or curve, operations and tags (on demand: keyhaven has no
 // rotation policies, so the new version gets no nbf/exp from one).
-func (s *Service) rotateKey(rq *request) (int, any, error) {
-	iid, name, lname := rq.keyNames()
-	ctx := rq.r.Context()
-	h, _, err := getRec[keyHeadRec](ctx, s.st, keyHeadKey(iid, lname), errKeyNotFound(name))
-	if err != nil {
-		return 0, nil, err
-	}
-	req := &keyRequest{Kty: h.Meta.Kty, Size: h.Meta.Size, Crv: h.Meta.Crv,
-		Ops: slices.Clone(nonNil(h.Meta.Ops)), attrsUpdate: attrsUpdate{Tags: h.Meta.Tags, TagsSet: true}}
-	var m keyMeta
-	k, err := generateKey(s.rand, req, &m)
-	if err != nil {
-		return 0, nil, azerr.Internal(err)
-	}
-	return s.storeNewKey(rq, req, k, m)
-}
-
 // storeNewKey writes a new version of the routed key holding k; m carries
 // the public part.
 func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m keyMeta) (int, any, error) {
@@ -252,13 +240,29 @@ func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m k
 			headVer := store.Absent
 			if rec, err := tx.Get(ctx, keyHeadKey(iid, lname)); err == nil {
 				headVer = rec.Version
+				if req.renews != "" {
+					var h keyHeadRec
+					if err := json.Unmarshal(rec.Value, &h); err != nil {
+						return err
+					}
+					if h.Meta.Version != req.renews {
+						return errKeyRotatedElsewhere
+					}
+				}
 			} else if !notFound(err) {
+				return err
+			}
+			p, err := getKeyPolicy(ctx, tx, iid, lname)
+			if err != nil {
+				return err
+			}
+			if err := putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m); err != nil {
 				return err
 			}
 			if _, err := store.PutJSON(ctx, tx, keyVersionKey(iid, lname, version), keyVersionRec{keyMeta: m, Sealed: sealed}, store.Absent); err != nil {
 				return err
 			}
-			_, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, headVer)
+			_, err = store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, headVer)
 			return err
 		})
 	})
@@ -424,7 +428,15 @@ func (s *Service) recoverKey(rq *request) (int, any, error) {
 		if err := moveRec(ctx, tx, keyDeletedKey(iid, lname), dv, keyHeadKey(iid, lname), keyHeadRec{Meta: m}); err != nil {
 			return err
 		}
-		return tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any)
+		if err := tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any); err != nil {
+			return err
+		}
+		// A rotation that fell due while deleted runs at once.
+		p, err := getKeyPolicy(ctx, tx, iid, lname)
+		if err != nil {
+			return err
+		}
+		return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -460,6 +472,10 @@ func purgeKeyTx(ctx context.Context, tx store.Tx, iid, lname string, d *keyDelet
 		return err
 	}
 	if err := tx.Delete(ctx, keyDeletedKey(iid, lname), dv); err != nil {
+		return err
+	}
+	// The policy goes with the key: a new key of the name starts without.
+	if err := tx.Delete(ctx, keyPolicyKey(iid, lname), store.Any); err != nil && !notFound(err) {
 		return err
 	}
 	return tx.Delete(ctx, keyPurgeIndexKey(d.PurgeAt, iid, lname), store.Any)

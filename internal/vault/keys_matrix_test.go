@@ -42,6 +42,9 @@ var keyMatrixOps = []matrixOp{
 	{"sign", opKeySign, "sign/action", "sign", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/sign", `{"alg":"PS256","value":"{digest}"}`},
 	{"rotate", opKeyRotate, "rotate/action", "rotate", false, stateLive, stateLive, 200, "POST", "/keys/{n}/rotate", ""},
 	{"verify", opKeyVerify, "verify/action", "verify", false, stateLive, stateAny, 200, "POST", "/keys/{n}/{v}/verify", `{"alg":"PS256","digest":"{digest}","value":"AQID"}`},
+	{"getRotationPolicy", opKeyRotationPolicyGet, "/keyrotationpolicies/read", "getrotationpolicy", false, stateLive, stateAny, 200, "GET", "/keys/{n}/rotationpolicy", ""},
+	{"setRotationPolicy", opKeyRotationPolicyUpdate, "/keyrotationpolicies/write", "setrotationpolicy", false, stateLive, stateAny, 200, "PUT", "/keys/{n}/rotationpolicy",
+		`{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P90D"},"action":{"type":"Rotate"}}],"attributes":{"expiryTime":"P1Y"}}`},
 }
 
 // keyMatrix drives keyMatrixOps with an administrator that keeps each key in
@@ -133,6 +136,7 @@ func TestKeyRBACMatrix(t *testing.T) {
 	vaultID := vaultRG + "v1"
 	all := opNames(keyMatrixOps)
 	read := []string{"get", "getVersion", "list", "listVersions", "getDeleted", "listDeleted"}
+	reader := append(slices.Clone(read), "getRotationPolicy") // vaults/*/read covers keyrotationpolicies/read
 	cryptoUser := append(slices.Clone(read), "update", "backup", "encrypt", "decrypt", "wrapKey", "unwrapKey", "sign", "verify")
 	serviceEnc := append(slices.Clone(read), "wrapKey", "unwrapKey")
 	roles := []struct {
@@ -144,7 +148,7 @@ func TestKeyRBACMatrix(t *testing.T) {
 		{authz.RoleKeyVaultCryptoUser, "Key Vault Crypto User", cryptoUser},
 		{authz.RoleKeyVaultCryptoServiceEncUser, "Key Vault Crypto Service Encryption User", serviceEnc},
 		{authz.RoleKeyVaultCryptoReleaseUser, "Key Vault Crypto Service Release User", nil},
-		{authz.RoleKeyVaultReader, "Key Vault Reader", read},                    // vaults/*/read
+		{authz.RoleKeyVaultReader, "Key Vault Reader", reader},
 		{authz.RoleKeyVaultCertificateUser, "Key Vault Certificate User", read}, // keys/read
 		{authz.RoleKeyVaultSecretsOfficer, "Key Vault Secrets Officer", nil},
 		{authz.RoleKeyVaultSecretsUser, "Key Vault Secrets User", nil},
@@ -202,7 +206,7 @@ func TestKeyAccessPolicyMatrix(t *testing.T) {
 	v.EnableRBACAuthorization = false
 	v.AccessPolicies = []authz.AccessPolicy{{TenantID: tenant1, ObjectID: m.admin.ObjectID, Permissions: authz.Permissions{Keys: []string{"all"}}}}
 	every := []string{"get", "list", "create", "import", "update", "delete", "recover", "backup", "restore", "purge",
-		"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "rotate"}
+		"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "rotate", "getrotationpolicy", "setrotationpolicy"}
 	sets := []struct {
 		name   string
 		perms  authz.Permissions
@@ -214,6 +218,7 @@ func TestKeyAccessPolicyMatrix(t *testing.T) {
 		{"crypto", authz.Permissions{Keys: []string{"encrypt", "decrypt", "sign", "verify"}}, []string{"encrypt", "decrypt", "sign", "verify"}},
 		{"lifecycle", authz.Permissions{Keys: []string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore", "rotate"}},
 			[]string{"create", "import", "update", "delete", "recover", "purge", "backup", "restore", "rotate"}},
+		{"rotation-policy", authz.Permissions{Keys: []string{"GetRotationPolicy", "setrotationpolicy"}}, []string{"getrotationpolicy", "setrotationpolicy"}},
 		{"all", authz.Permissions{Keys: []string{"all"}}, every},
 		{"secrets-and-certificates-only", authz.Permissions{Secrets: []string{"all"}, Certificates: []string{"all"}}, nil},
 	}

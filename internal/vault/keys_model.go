@@ -166,6 +166,9 @@ type keyRequest struct {
 	Ops  []string // nil: not sent
 	attrsUpdate
 	JWK *jwkWire // import only
+	// renews is set by automatic rotation: the version being rotated,
+	// which must still be the latest when the new one is written.
+	renews string
 }
 
 type keyKind int

@@ -31,6 +31,8 @@ const (
 	opKeyWrap
 	opKeyUnwrap
 	opKeyRotate
+	opKeyRotationPolicyGet
+	opKeyRotationPolicyUpdate
 )
 
 const keyActionPrefix = "Microsoft.KeyVault/vaults/keys/"
@@ -61,6 +63,10 @@ var keyOpSpecs = map[opKind]opSpec{
 	opKeyWrap:    {Name: "KeyWrap", Action: keyActionPrefix + "wrap/action", Perm: "wrapKey", Kind: authz.KindKeys},
 	opKeyUnwrap:  {Name: "KeyUnwrap", Action: keyActionPrefix + "unwrap/action", Perm: "unwrapKey", Kind: authz.KindKeys},
 	opKeyRotate:  {Name: "KeyRotate", Action: keyActionPrefix + "rotate/action", Perm: "rotate", Create: true, Kind: authz.KindKeys},
+	opKeyRotationPolicyGet: {Name: "KeyRotationPolicyGet", Action: "Microsoft.KeyVault/vaults/keyrotationpolicies/read",
+		Perm: "getrotationpolicy", Kind: authz.KindKeys},
+	opKeyRotationPolicyUpdate: {Name: "KeyRotationPolicyUpdate", Action: "Microsoft.KeyVault/vaults/keyrotationpolicies/write",
+		Perm: "setrotationpolicy", Kind: authz.KindKeys},
 }
 
 // specOf is the spec of any operation, secret or key.
@@ -128,7 +134,7 @@ func parseKeyPath(method, path string) (route, *azerr.Error) {
 			case "rotate":
 				return rt.named(map[string]opKind{http.MethodPost: opKeyRotate}, rest[0], "")
 			case "rotationpolicy":
-				return route{}, azerr.BadParameter("Key rotation policies (automatic rotation) are not supported by keyhaven; rotate keys on demand with rotate.")
+				return rt.named(map[string]opKind{http.MethodGet: opKeyRotationPolicyGet, http.MethodPut: opKeyRotationPolicyUpdate}, rest[0], "")
 			}
 			// The Go SDK joins an empty version away: /keys/{name}/sign is
 			// the latest version's sign (a version is never an operation name).

@@ -431,7 +431,7 @@ func TestKeyCryptoRules(t *testing.T) {
 		{"fail/unknown-version", "/keys/rsa/0123456789abcdef0123456789abcdef/sign", opBody("RS256", d256[:]), 404, "KeyNotFound", "", ""},
 		{"fail/get-method", "/keys/rsa//sign", "", 405, "MethodNotAllowed", "", ""},
 		{"fail/release", "/keys/rsa//release", `{}`, 400, "BadParameter", "", "not exportable"},
-		{"fail/rotation-policy", "/keys/rsa/rotationpolicy", `{}`, 400, "BadParameter", "", "rotation policies"},
+		{"fail/rotation-policy-post", "/keys/rsa/rotationpolicy", `{}`, 405, "MethodNotAllowed", "", ""},
 		// The Go SDK drops the empty version: /keys/{name}/{op} is the latest.
 		{"ok/sdk-latest-form", "/keys/rsa/sign", opBody("RS256", d256[:]), 200, "", "", ""},
 		{"fail/sdk-latest-form-disabled", "/keys/disabled/wrapkey", opBody("RSA-OAEP", []byte("x")), 403, "Forbidden", "KeyDisabled", ""},

@@ -29,7 +29,7 @@ const (
 type matrixOp struct {
 	name       string
 	kind       opKind      // the server's operation: every one must have a row
-	action     string      // RBAC data action, after "Microsoft.KeyVault/vaults/secrets/"
+	action     string      // RBAC data action, after "Microsoft.KeyVault/vaults/secrets/" (or, from a leading "/", after ".../vaults")
 	perm       string      // access-policy permission
 	vaultScope bool        // names no single secret, so it is authorized at the vault
 	needs      secretState // state the secret must be in for the call to succeed
@@ -252,8 +252,12 @@ func checkRBACRefusal(t *testing.T, w *httptest.ResponseRecorder, coll string, o
 		t.Fatalf("status %d, want 403: %s", w.Code, w.Body)
 	}
 	code, inner, msg := errCode(t, w)
+	action := "Microsoft.KeyVault/vaults/" + coll + "/" + op.action
+	if strings.HasPrefix(op.action, "/") {
+		action = "Microsoft.KeyVault/vaults" + op.action
+	}
 	if code != "Forbidden" || inner != innerRBAC ||
-		!strings.Contains(msg, "Action: 'Microsoft.KeyVault/vaults/"+coll+"/"+op.action+"'") ||
+		!strings.Contains(msg, "Action: '"+action+"'") ||
 		!strings.Contains(msg, "Resource: '"+strings.ToLower(resource)+"'") {
 		t.Fatalf("refusal %s %s %q", code, inner, msg)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyhaven/keyhaven/internal/principal"
 	"github.com/keyhaven/keyhaven/internal/store"
 )
 
@@ -29,7 +30,13 @@ import (
 const renewIndexPrefix = "vault/~renew/"
 
 func renewIndexKey(at int64, iid, lname string) string {
-	return fmt.Sprintf("%s%020d/%s/%s", renewIndexPrefix, at, iid, lname)
+	return indexKey(renewIndexPrefix, at, iid, lname)
+}
+
+// indexKey is the key of a time-ordered index entry (zero-padded, so key
+// order is time order), read back by parseIndexKey.
+func indexKey(prefix string, at int64, iid, lname string) string {
+	return fmt.Sprintf("%s%020d/%s/%s", prefix, at, iid, lname)
 }
 
 // errRenewedElsewhere: the version to renew is no longer the latest when
@@ -74,31 +81,48 @@ func putRenewEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName, vers
 	return err
 }
 
-// Renewed is a certificate version issued by automatic renewal.
+// Renewed is a version made by automatic renewal (a certificate) or
+// rotation (a key).
 type Renewed struct {
 	Vault *VaultInfo
-	// ID is the new version's certificate id, e.g.
+	Kind  string // RenewedCertificate or RenewedKey
+	// ID is the new version's id, e.g.
 	// https://v1.vault.localhost:8443/certificates/web/{version}.
 	ID string
 }
 
+// Kinds of Renewed.
+const (
+	RenewedCertificate = "certificate"
+	RenewedKey         = "key"
+)
+
 // RenewDue issues a new version of every certificate whose automatic
-// renewal has fallen due, and returns them. The server calls it
-// periodically. A renewal that fails keeps its entry and is tried again on
-// the next call; the others still run.
+// renewal, and of every key whose automatic rotation, has fallen due, and
+// returns them. The server calls it periodically. One that fails keeps its
+// entry and is tried again on the next call; the others still run.
 func (s *Service) RenewDue(ctx context.Context) ([]Renewed, error) {
+	certs, err := s.drainDue(ctx, renewIndexPrefix, s.renewOne)
+	keys, kerr := s.drainDue(ctx, keyRotateIndexPrefix, s.rotateKeyOne)
+	return append(certs, keys...), errors.Join(err, kerr)
+}
+
+// drainDue runs one on every entry of the index under prefix that is due,
+// and drops the entries one reports done or stale.
+func (s *Service) drainDue(ctx context.Context, prefix string,
+	one func(ctx context.Context, at int64, iid, lname string, e renewEntry) (*Renewed, bool, error)) ([]Renewed, error) {
 	now := s.clk.Now().Unix()
 	var out []Renewed
 	var errs []error
 	after := ""
 	for {
-		recs, err := s.st.List(ctx, renewIndexPrefix, store.ListOptions{After: after, Limit: purgeBatch})
+		recs, err := s.st.List(ctx, prefix, store.ListOptions{After: after, Limit: purgeBatch})
 		if err != nil {
-			return out, fmt.Errorf("vault: list renewal index: %w", err)
+			return out, fmt.Errorf("vault: list %s: %w", prefix, err)
 		}
 		for _, r := range recs {
 			after = r.Key
-			at, iid, lname, ok := parseIndexKey(renewIndexPrefix, r.Key)
+			at, iid, lname, ok := parseIndexKey(prefix, r.Key)
 			if ok && at > now {
 				return out, errors.Join(errs...)
 			}
@@ -109,9 +133,9 @@ func (s *Service) RenewDue(ctx context.Context) ([]Renewed, error) {
 			var done *Renewed
 			keep := false
 			if ok {
-				done, keep, err = s.renewOne(ctx, at, iid, lname, e)
+				done, keep, err = one(ctx, at, iid, lname, e)
 				if err != nil {
-					errs = append(errs, fmt.Errorf("vault: renew certificate %s of vault %s: %w", lname, e.Vault, err))
+					errs = append(errs, fmt.Errorf("vault: renew or rotate %s of vault %s: %w", lname, e.Vault, err))
 					continue
 				}
 			}
@@ -131,19 +155,40 @@ func (s *Service) RenewDue(ctx context.Context) ([]Renewed, error) {
 	}
 }
 
+// entryVault finds the active vault an entry names. When there is none (the
+// vault is deleted or replaced) it returns nil, and keep says whether the
+// entry stays: while the object head still exists the vault may be
+// recovered, and then the renewal runs late, at once.
+func (s *Service) entryVault(ctx context.Context, iid, head string, e renewEntry) (_ *VaultInfo, keep bool, _ error) {
+	v, err := s.dir.LookupVault(ctx, e.Vault)
+	if err == nil && v.InternalID == iid {
+		return v, false, nil
+	}
+	live, xerr := exists(ctx, s.st, head)
+	if xerr != nil {
+		return nil, true, xerr
+	}
+	return nil, live, nil
+}
+
+// internalRequest is a request of the platform's own on the object name of
+// collection coll in vault v, for the code paths that take one.
+func (s *Service) internalRequest(ctx context.Context, v *VaultInfo, coll, name string) (*request, error) {
+	base := "https://" + v.Name + "." + strings.TrimPrefix(s.resource, "https://")
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+coll+"/"+name, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	return &request{r: r, vault: v, base: base, route: route{Name: name}, info: &principal.Info{}}, nil
+}
+
 // renewOne renews the certificate an entry names if the entry still holds:
 // it returns the new version, or nil for a stale entry. keep is set when the
 // entry must stay (its vault is soft-deleted and may come back).
 func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e renewEntry) (_ *Renewed, keep bool, _ error) {
-	v, err := s.dir.LookupVault(ctx, e.Vault)
-	if err != nil || v.InternalID != iid {
-		// Deleted or replaced: keep the entry while the vault's objects
-		// exist (a recovered vault renews late, at once), drop it after.
-		live, xerr := exists(ctx, s.st, certHeadKey(iid, lname))
-		if xerr != nil {
-			return nil, true, xerr
-		}
-		return nil, live, nil
+	v, keep, err := s.entryVault(ctx, iid, certHeadKey(iid, lname), e)
+	if v == nil {
+		return nil, keep, err
 	}
 	h, _, err := store.GetJSON[certHeadRec](ctx, s.st, certHeadKey(iid, lname))
 	if notFound(err) {
@@ -160,12 +205,10 @@ func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e r
 		return nil, false, nil
 	}
 	policy := pr.Policy
-	base := "https://" + v.Name + "." + strings.TrimPrefix(s.resource, "https://")
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/certificates/"+h.Meta.Name+"/create", http.NoBody)
+	rq, err := s.internalRequest(ctx, v, "certificates", h.Meta.Name)
 	if err != nil {
 		return nil, true, err
 	}
-	rq := &request{r: r, vault: v, base: base, route: route{Name: h.Meta.Name}}
 	var k crypto.Signer
 	if policy.KeyProps != nil && policy.KeyProps.ReuseKey != nil && *policy.KeyProps.ReuseKey {
 		vr, _, err := getRec[keyVersionRec](ctx, s.st, keyVersionKey(iid, lname, h.Meta.Version), errKeyNotFound(h.Meta.Name))
@@ -206,5 +249,5 @@ func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e r
 	if err != nil {
 		return nil, true, err
 	}
-	return &Renewed{Vault: v, ID: base + "/certificates/" + cm.Name + "/" + cm.Version}, false, nil
+	return &Renewed{Vault: v, Kind: RenewedCertificate, ID: rq.base + "/certificates/" + cm.Name + "/" + cm.Version}, false, nil
 }

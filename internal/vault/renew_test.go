@@ -156,7 +156,8 @@ func TestCertificateAutoRenewAcrossDeletion(t *testing.T) {
 	}
 }
 
-// Two replicas sharing a store renew a due certificate once between them.
+// Two replicas sharing a store renew a due certificate, and rotate a due
+// key, once between them.
 func TestCertificateAutoRenewOnceAcrossReplicas(t *testing.T) {
 	e := newEnv(t)
 	root, err := seal.RootFromBytes(bytes.Repeat([]byte{7}, seal.RootKeySize))
@@ -170,6 +171,11 @@ func TestCertificateAutoRenewOnceAcrossReplicas(t *testing.T) {
 	}
 	for i := range 4 {
 		e.mustCert(fmt.Sprintf("c%d", i), renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", ""))
+		name := fmt.Sprintf("k%d", i)
+		e.do("POST", "/keys/"+name+"/create", `{"kty":"RSA","key_size":3072}`) // slow to make: a wide race window
+		if code, m := e.do("PUT", "/keys/"+name+"/rotationpolicy", `{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P300D"},"action":{"type":"Rotate"}}]}`); code != 200 {
+			t.Fatalf("policy: %d %v", code, m)
+		}
 	}
 	e.clk.Advance(340 * 24 * time.Hour)
 	var wg sync.WaitGroup
@@ -184,12 +190,14 @@ func TestCertificateAutoRenewOnceAcrossReplicas(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if counts[0]+counts[1] != 4 {
-		t.Fatalf("renewals %v, want 4 in all", counts)
+	if counts[0]+counts[1] != 8 {
+		t.Fatalf("renewals and rotations %v, want 8 in all", counts)
 	}
 	for i := range 4 {
-		if _, v := e.do("GET", fmt.Sprintf("/certificates/c%d/versions", i), ""); len(v["value"].([]any)) != 2 {
-			t.Fatalf("c%d: %d versions, want 2", i, len(v["value"].([]any)))
+		for _, p := range []string{"/certificates/c%d/versions", "/keys/k%d/versions"} {
+			if _, v := e.do("GET", fmt.Sprintf(p, i), ""); len(v["value"].([]any)) != 2 {
+				t.Fatalf(p+": %d versions, want 2", i, len(v["value"].([]any)))
+			}
 		}
 	}
 }
