@@ -39,16 +39,22 @@ const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 // Keep at most this much server output for failure messages.
 const MAX_LOG_BYTES = 64 * 1024;
 
+// freePort is a loopback port free when asked, drawn from below Linux's
+// ephemeral range (32768 and up) so that the outgoing connections of other
+// tests cannot take it before keyhaven binds it; startKeyhaven still retries
+// a bind conflict.
 async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
-  });
+    if (ok) return port;
+  }
+  throw new Error("no free loopback port below 32000");
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -146,6 +152,18 @@ export function describeResponse(method, url, res) {
  *   stop()
  */
 export async function startKeyhaven() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startOnce();
+    } catch (err) {
+      // A port is free only when it is checked; another process may bind
+      // it first. Start again on fresh ports and a fresh data directory.
+      if (attempt >= 5 || !/address already in use/.test(String(err?.message))) throw err;
+    }
+  }
+}
+
+async function startOnce() {
   const workDir = await mkdtemp(path.join(os.tmpdir(), "keyhaven-compat-js-"));
   const dataDir = path.join(workDir, "data");
   const bin = await findBinary(workDir);
