@@ -6,14 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -351,7 +347,7 @@ func TestAuditEveryOperation(t *testing.T) {
 		kvOp("ok/certificate-get-deleted", "GET", "deletedcertificates/c", nil, 200, "CertificateGetDeleted", "OK", cid+"*"),
 		kvOp("ok/certificate-list-deleted", "GET", "deletedcertificates", nil, 200, "CertificateListDeleted", "OK", vaultURI+"/deletedcertificates"),
 		kvOp("ok/certificate-recover", "POST", "deletedcertificates/c/recover", nil, 200, "CertificateRecover", "OK", cid+"*"),
-		kvOp("ok/certificate-import", "POST", "certificates/i/import", map[string]string{"value": selfSignedPEM(t, ecKey)}, 200, "CertificateImport", "OK", vaultURI+"/certificates/i/*"),
+		kvOp("ok/certificate-import", "POST", "certificates/i/import", map[string]string{"value": keyAndCertPEM(t, ecKey, selfSigned(t, ecKey, "import.example.com", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)))}, 200, "CertificateImport", "OK", vaultURI+"/certificates/i/*"),
 		kvOp("fail/certificate-import-not-a-certificate", "POST", "certificates/j/import", map[string]string{"value": "bm90IGEgY2VydA=="}, 400, "CertificateImport", "BadRequest", vaultURI+"/certificates/j"),
 	} {
 		run(c)
@@ -673,21 +669,4 @@ func ecJWK(t *testing.T, k *ecdsa.PrivateKey) map[string]string {
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(pub[1:33]), "y": b64(pub[33:]), "d": b64(d)}
-}
-
-// selfSignedPEM is an importable PEM: k's PKCS #8 key and a certificate it
-// signed for itself.
-func selfSignedPEM(t *testing.T, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "import.example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -5,10 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,19 +30,9 @@ func TestCertificateAutoRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "renewing.example.com"},
-		NotBefore: time.Now().Add(-80 * 24 * time.Hour), NotAfter: time.Now().Add(10 * 24 * time.Hour), DNSNames: []string{"renewing.example.com"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	certFile, policyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "policy.json")
-	pemBytes := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	pemBytes := []byte(keyAndCertPEM(t, k, selfSigned(t, k, "renewing.example.com", time.Now().Add(-80*24*time.Hour), time.Now().Add(10*24*time.Hour))))
 	policy := `{"issuer":{"name":"Self"},"x509_props":{"validity_months":12},"lifetime_actions":[{"trigger":{"days_before_expiry":30},"action":{"action_type":"AutoRenew"}}]}`
 	for f, b := range map[string][]byte{certFile: pemBytes, policyFile: []byte(policy)} {
 		if err := os.WriteFile(f, b, 0o600); err != nil {

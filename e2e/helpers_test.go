@@ -2,14 +2,20 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -140,3 +146,29 @@ func errCode(body []byte) string {
 func contains(hay []byte, needle string) bool { return strings.Contains(string(hay), needle) }
 
 var _ = fmt.Sprint
+
+// selfSigned is a certificate k signed for itself, for cn, valid from nbf
+// to naf.
+func selfSigned(t *testing.T, k *ecdsa.PrivateKey, cn string, nbf, naf time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(nbf.UnixNano()), Subject: pkix.Name{CommonName: cn}, NotBefore: nbf, NotAfter: naf}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// keyAndCertPEM is an importable PEM: k as PKCS #8, then c.
+func keyAndCertPEM(t *testing.T, k *ecdsa.PrivateKey, c *x509.Certificate) string {
+	t.Helper()
+	p8, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}

@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/url"
 	"strings"
 	"testing"
@@ -337,16 +335,7 @@ func (w *world) writeKeyAndCertMaterial(t *testing.T, expectError func(what, met
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "leak.example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ck.PublicKey, ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := selfSigned(t, ck, "leak.example.com", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	pwd, wrong := "PFX-PASSWORD-"+randHex(8), "WRONG-PASSWORD-"+randHex(8)
 	pfx, err := pkcs12.Modern.Encode(ck, cert, nil, pwd)
 	if err != nil {
