@@ -156,6 +156,12 @@ func TestPortalBrowser(t *testing.T) {
 	if html := page(); strings.Contains(html, value) || strings.Contains(html, s.Admin.Password) {
 		t.Fatal("the vault page shows the secret's value or the password")
 	}
+	// Access control (IAM): the administrator's bootstrap roles, inherited
+	// from the root scope, with their role names.
+	if got := text("#role-assignments"); !strings.Contains(got, "Key Vault Administrator") || !strings.Contains(got, "Owner") ||
+		!strings.Contains(got, "Inherited from") {
+		t.Fatalf("role assignments: %q", got)
+	}
 	if got := text("#user"); got != s.Admin.Username {
 		t.Fatalf("signed in as %q", got)
 	}

@@ -1,6 +1,7 @@
 // Package web is keyhaven's operator portal: server-rendered HTML pages under
 // /portal for the views the Key Vault, Operator Nexus and Stack Edge guides
-// send operators to (vaults with their secrets, access policies, locks and
+// send operators to (vaults with their secrets, access policies, role
+// assignments (Access control (IAM), read-only), locks and
 // diagnostic settings; a vault's audit log and insights; Nexus clusters with
 // their credential rotation status and alerts; a Stack Edge device's Security
 // page with Sync device secrets and Recover key vault).

@@ -125,6 +125,33 @@ func (l lockRes) Scope() string {
 	return scope
 }
 
+// roleAssignment is a role assignment at the vault or inherited from above.
+type roleAssignment struct {
+	ID         string `json:"id"`
+	Properties struct {
+		RoleDefinitionID string `json:"roleDefinitionId"`
+		PrincipalID      string `json:"principalId"`
+		PrincipalType    string `json:"principalType"`
+		Scope            string `json:"scope"`
+	} `json:"properties"`
+}
+
+// RoleGUID is the role definition's name (its last segment).
+func (a roleAssignment) RoleGUID() string {
+	id := a.Properties.RoleDefinitionID
+	return id[strings.LastIndex(id, "/")+1:]
+}
+
+// At reports whether the assignment is made at id (else it is inherited).
+func (a roleAssignment) At(id string) bool { return strings.EqualFold(a.Properties.Scope, id) }
+
+type roleDefinition struct {
+	Name       string `json:"name"`
+	Properties struct {
+		RoleName string `json:"roleName"`
+	} `json:"properties"`
+}
+
 type diagSetting struct {
 	Name       string `json:"name"`
 	Properties struct {
@@ -273,9 +300,13 @@ func listPage[T any](p *Portal, typ, apiVersion, tmpl, title string, name func(T
 type vaultData struct {
 	Vault   vaultRes
 	Secrets section[secretItem]
-	Locks   section[lockRes]
-	Diag    section[diagSetting]
-	Base    string // the vault's portal path
+	// Access is Access control (IAM): the role assignments that apply to
+	// the vault (at it or inherited); Roles names their role definitions.
+	Access section[roleAssignment]
+	Roles  map[string]string
+	Locks  section[lockRes]
+	Diag   section[diagSetting]
+	Base   string // the vault's portal path
 	// Names are the directory's display names of the access policies'
 	// object ids, where the user may read them.
 	Names map[string]string
@@ -284,35 +315,36 @@ type vaultData struct {
 // maxNameLookups bounds the directory lookups of one vault page.
 const maxNameLookups = 25
 
-// principalNames looks the access policies' object ids up in the directory
-// (service principals, managed identities included, then users); ids the
-// user may not read or that are gone stay unnamed.
-func (p *Portal) principalNames(ctx context.Context, s *session, policies []accessPolicy) map[string]string {
+// principalNames looks object ids (of access policies and role
+// assignments) up in the directory (service principals, managed identities
+// included, then users); ids the user may not read or that are gone stay
+// unnamed.
+func (p *Portal) principalNames(ctx context.Context, s *session, ids []string) map[string]string {
 	names := map[string]string{}
-	for _, ap := range policies {
-		if len(names) >= maxNameLookups || !nameRE.MatchString(ap.ObjectID) {
+	for _, oid := range ids {
+		if len(names) >= maxNameLookups || !nameRE.MatchString(oid) {
 			continue
 		}
-		if _, done := names[ap.ObjectID]; done {
+		if _, done := names[oid]; done {
 			continue
 		}
 		var sp struct {
 			DisplayName          string `json:"displayName"`
 			ServicePrincipalType string `json:"servicePrincipalType"`
 		}
-		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/servicePrincipals/"+url.PathEscape(ap.ObjectID), p.opts.BaseURL, nil, &sp); err == nil {
-			names[ap.ObjectID] = sp.DisplayName + " (" + sp.ServicePrincipalType + ")"
+		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/servicePrincipals/"+url.PathEscape(oid), p.opts.BaseURL, nil, &sp); err == nil {
+			names[oid] = sp.DisplayName + " (" + sp.ServicePrincipalType + ")"
 			continue
 		}
 		var u struct {
 			DisplayName       string `json:"displayName"`
 			UserPrincipalName string `json:"userPrincipalName"`
 		}
-		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/users/"+url.PathEscape(ap.ObjectID), p.opts.BaseURL, nil, &u); err == nil {
-			names[ap.ObjectID] = u.DisplayName + " (" + u.UserPrincipalName + ")"
+		if err := p.call(ctx, s, http.MethodGet, p.opts.BaseURL+"/v1.0/users/"+url.PathEscape(oid), p.opts.BaseURL, nil, &u); err == nil {
+			names[oid] = u.DisplayName + " (" + u.UserPrincipalName + ")"
 			continue
 		}
-		names[ap.ObjectID] = ""
+		names[oid] = ""
 	}
 	return names
 }
@@ -364,7 +396,25 @@ func (p *Portal) serveVault(w http.ResponseWriter, r *http.Request, s *session) 
 	d.Locks = fill(p, locks, err)
 	diag, err := armList[diagSetting](ctx, p, s, v.ID+"/providers/Microsoft.Insights/diagnosticSettings", apiDiagnostics)
 	d.Diag = fill(p, diag, err)
-	d.Names = p.principalNames(ctx, s, v.Properties.AccessPolicies)
+	access, err := list[roleAssignment](ctx, p, s, p.arm(v.ID+"/providers/Microsoft.Authorization/roleAssignments", apiAuthorization,
+		url.Values{"$filter": {"atScope()"}}), p.opts.BaseURL, 200)
+	sort.SliceStable(access, func(i, j int) bool { return len(access[i].Properties.Scope) > len(access[j].Properties.Scope) })
+	d.Access = fill(p, access, err)
+	d.Roles = map[string]string{}
+	if len(access) > 0 {
+		defs, _ := armList[roleDefinition](ctx, p, s, v.ID+"/providers/Microsoft.Authorization/roleDefinitions", apiAuthorization)
+		for _, def := range defs {
+			d.Roles[def.Name] = def.Properties.RoleName
+		}
+	}
+	var ids []string
+	for _, ap := range v.Properties.AccessPolicies {
+		ids = append(ids, ap.ObjectID)
+	}
+	for _, a := range access {
+		ids = append(ids, a.Properties.PrincipalID)
+	}
+	d.Names = p.principalNames(ctx, s, ids)
 	p.render(w, s, http.StatusOK, "vault", "Key vault "+v.Name, vaultCrumbs(v), d)
 }
 

@@ -45,6 +45,18 @@ func fixtures(h *harness) {
 			"attributes": map[string]any{"enabled": true, "created": 1700000000}}}})
 	a.json("GET", vaultPath+"/providers/Microsoft.Authorization/locks", 200, map[string]any{"value": []any{
 		map[string]any{"id": vaultPath + "/providers/Microsoft.Authorization/locks/keep", "name": "keep", "properties": map[string]any{"level": "CanNotDelete"}}}})
+	// Access control (IAM): one assignment at the vault, one inherited.
+	writer := "44f0a1a8-6fea-4b35-980a-8ff50c487c97"
+	a.json("GET", vaultPath+"/providers/Microsoft.Authorization/roleAssignments", 200, map[string]any{"value": []any{
+		map[string]any{"id": "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/ra1",
+			"properties": map[string]any{"roleDefinitionId": "/subscriptions/" + testSub + "/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+				"principalId": "admin-oid", "principalType": "User", "scope": "/subscriptions/" + testSub + "/resourceGroups/rg1"}},
+		map[string]any{"id": vaultPath + "/providers/Microsoft.Authorization/roleAssignments/ra2",
+			"properties": map[string]any{"roleDefinitionId": "/subscriptions/" + testSub + "/providers/Microsoft.Authorization/roleDefinitions/" + writer,
+				"principalId": "device-oid", "principalType": "ServicePrincipal", "scope": vaultPath}}}})
+	a.json("GET", vaultPath+"/providers/Microsoft.Authorization/roleDefinitions", 200, map[string]any{"value": []any{
+		map[string]any{"name": writer, "properties": map[string]any{"roleName": "Operator Nexus Key Vault Writer Service Role (Preview)"}},
+		map[string]any{"name": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "properties": map[string]any{"roleName": "Owner"}}}})
 	a.json("GET", vaultPath+"/providers/Microsoft.Insights/diagnosticSettings", 200, map[string]any{"value": []any{
 		map[string]any{"name": "to-storage", "properties": map[string]any{"storageAccountId": "/subscriptions/x/sa1",
 			"logs": []any{map[string]any{"category": "AuditEvent", "enabled": true}}}}}})
@@ -278,7 +290,9 @@ func TestNoSecretValueInAnyPage(t *testing.T) {
 	sc, _ := h.signIn()
 	base := "/portal/vaults/" + testSub + "/rg1/v1"
 	pages := map[string][]string{
-		base:                          {"db-password", "text/plain", "CanNotDelete", "to-storage", "Vault access policy", "10.0.0.0/24", "get, set", "e1 (ManagedIdentity)"},
+		base: {"db-password", "text/plain", "CanNotDelete", "to-storage", "Vault access policy", "10.0.0.0/24", "get, set", "e1 (ManagedIdentity)",
+			"Operator Nexus Key Vault Writer Service Role (Preview)</td><td>e1 (ManagedIdentity)<br><code>device-oid</code></td><td>ServicePrincipal</td><td>This resource",
+			"Owner</td><td><code>admin-oid</code></td><td>User</td><td>Inherited from <code>/subscriptions/" + testSub + "/resourceGroups/rg1</code>"},
 		base + "/secrets/db-password": {"0123abcd"},
 		base + "/logs":                {"SecretGet", testUser},
 		base + "/logs?operation=SecretGet&result=Success&window=7d": {"SecretGet"},
