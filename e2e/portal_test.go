@@ -97,7 +97,9 @@ func TestPortalBrowser(t *testing.T) {
 		t.Fatalf("device secrets: %d", len(deviceValues))
 	}
 
+	uaiID := strings.TrimSpace(kh("identity", "create", "-n", "clusterUAI", "-g", "rg1", "-l", "local", "--query", "id", "-o", "tsv"))
 	vaultPage := s.BaseURL + "/portal/vaults/" + s.Admin.SubscriptionID + "/rg1/portalvault"
+	identityPage := s.BaseURL + "/portal/identities/" + s.Admin.SubscriptionID + "/rg1/clusterUAI"
 	devicePage := s.BaseURL + "/portal/devices/" + s.Admin.SubscriptionID + "/rg1/edge1"
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
@@ -220,6 +222,25 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	if !strings.Contains(html, "edge1 (ManagedIdentity)") {
 		t.Fatal("the access policy does not name the device's managed identity")
+	}
+
+	// The Nexus guide's portal steps for a user-assigned identity: Access
+	// control (IAM) > Add role assignment > Managed Identity Operator > the
+	// platform's application. The role lands in the control plane.
+	step("the identity's page", chromedp.Navigate(identityPage), chromedp.WaitVisible(chromedp.CSS("#add-role-assignment")))
+	step("Add role assignment",
+		chromedp.SetValue(chromedp.CSS("#role"), "f1a07417-d97a-45cb-824c-7a7467783830"),
+		chromedp.SendKeys(chromedp.CSS("#member"), "keyhaven-platform"),
+		chromedp.Click(chromedp.CSS("#add-role")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if got := text("#flash"); got != "Role assignment added for keyhaven-platform." {
+		t.Fatalf("after Add role assignment: %q", got)
+	}
+	if got := text("#role-assignments"); !strings.Contains(got, "Managed Identity Operator") || !strings.Contains(got, "keyhaven-platform") ||
+		!strings.Contains(got, "This resource") {
+		t.Fatalf("the identity's role assignments: %q", got)
+	}
+	if n := strings.TrimSpace(kh("role", "assignment", "list", "--scope", uaiID, "--role", "Managed Identity Operator", "--query", "length(@)", "-o", "tsv")); n != "1" {
+		t.Fatalf("Managed Identity Operator assignments on the identity: %s, want 1", n)
 	}
 
 	// Sign out: the session is gone; the vault page asks for a sign-in again.

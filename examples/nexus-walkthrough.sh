@@ -256,7 +256,7 @@ wait_status "$clusterId" MissingManagedIdentityOperator
 expect_eq "nothing delivered without it" "$(new_sets "$m")" "0"
 
 step "guide: (proceed to) Add a permission to User-assigned identity — Managed Identity Operator on myUAI for the platform application"
-na "the guide's portal steps 1-6 (Access control (IAM) > Add role assignment > Managed Identity Operator > AFOI-NC-MGMT-PME-PROD) are this one command; keyhaven's portal (/portal) shows a vault's role assignments (Access control (IAM)) but does not add them, and its platform application is keyhaven-platform."
+na "the guide's portal steps 1-6 (Access control (IAM) > Add role assignment > Managed Identity Operator > AFOI-NC-MGMT-PME-PROD) are this one command; in keyhaven's portal they are the same on the identity's page (/portal/identities/...: Access control (IAM) > Add role assignment, member keyhaven-platform; e2e TestPortalBrowser follows them), and the platform application is keyhaven-platform."
 guide role assignment create --assignee "$platformApp" --role "Managed Identity Operator" --scope "$uai"
 expect_eq "the platform holds Managed Identity Operator on myUAI" \
   "$(keyhaven role assignment list --scope "$uai" --assignee "$platformApp" --query '[].roleDefinitionName' -o tsv)" "Managed Identity Operator"

@@ -21,7 +21,6 @@ const (
 	apiResources     = "2022-09-01"
 	apiKeyVault      = "2023-07-01"
 	apiLocks         = "2020-05-01"
-	apiAuthorization = "2022-04-01"
 	apiDiagnostics   = "2021-05-01-preview"
 	apiNetworkCloud  = "2025-02-01"
 	apiEdge          = "2023-12-01"
@@ -219,6 +218,8 @@ func link(id string) string {
 		kind = "clusters"
 	case "microsoft.databoxedge/databoxedgedevices":
 		kind = "devices"
+	case "microsoft.managedidentity/userassignedidentities":
+		kind = "identities"
 	default:
 		return ""
 	}

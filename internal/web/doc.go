@@ -1,8 +1,10 @@
 // Package web is keyhaven's operator portal: server-rendered HTML pages under
 // /portal for the views the Key Vault, Operator Nexus and Stack Edge guides
 // send operators to (vaults with their secrets, access policies, role
-// assignments (Access control (IAM), read-only), locks and
-// diagnostic settings; a vault's audit log and insights; Nexus clusters with
+// assignments (Access control (IAM), with Add role assignment), locks and
+// diagnostic settings; user-assigned identities with their Access control
+// (IAM), where the Nexus guide grants the platform Managed Identity
+// Operator; a vault's audit log and insights; Nexus clusters with
 // their credential rotation status and alerts; a Stack Edge device's Security
 // page with Sync device secrets and Recover key vault).
 //

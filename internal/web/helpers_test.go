@@ -34,6 +34,7 @@ type fakeAPI struct {
 
 	mu       sync.Mutex
 	routes   map[string]func(w http.ResponseWriter, r *http.Request)
+	prefixes map[string]func(w http.ResponseWriter, r *http.Request) // "METHOD /path/prefix"
 	requests []string
 	clients  []string // X-Test-Client of each request (Options.Forward)
 	forms    []url.Values
@@ -91,6 +92,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
 	f.clients = append(f.clients, r.Header.Get("X-Test-Client"))
 	h := f.routes[r.Method+" "+r.URL.Path]
+	for p, ph := range f.prefixes {
+		if h == nil && strings.HasPrefix(r.Method+" "+r.URL.Path, p) {
+			h = ph
+		}
+	}
 	f.mu.Unlock()
 	if h == nil {
 		w.Header().Set("Content-Type", "application/json")

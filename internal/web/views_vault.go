@@ -125,33 +125,6 @@ func (l lockRes) Scope() string {
 	return scope
 }
 
-// roleAssignment is a role assignment at the vault or inherited from above.
-type roleAssignment struct {
-	ID         string `json:"id"`
-	Properties struct {
-		RoleDefinitionID string `json:"roleDefinitionId"`
-		PrincipalID      string `json:"principalId"`
-		PrincipalType    string `json:"principalType"`
-		Scope            string `json:"scope"`
-	} `json:"properties"`
-}
-
-// RoleGUID is the role definition's name (its last segment).
-func (a roleAssignment) RoleGUID() string {
-	id := a.Properties.RoleDefinitionID
-	return id[strings.LastIndex(id, "/")+1:]
-}
-
-// At reports whether the assignment is made at id (else it is inherited).
-func (a roleAssignment) At(id string) bool { return strings.EqualFold(a.Properties.Scope, id) }
-
-type roleDefinition struct {
-	Name       string `json:"name"`
-	Properties struct {
-		RoleName string `json:"roleName"`
-	} `json:"properties"`
-}
-
 type diagSetting struct {
 	Name       string `json:"name"`
 	Properties struct {
@@ -232,10 +205,11 @@ func (p *Portal) serveSubscription(w http.ResponseWriter, r *http.Request, s *se
 }
 
 type groupData struct {
-	Sub, Name string
-	Vaults    section[vaultRes]
-	Clusters  section[clusterRes]
-	Devices   section[deviceRes]
+	Sub, Name  string
+	Vaults     section[vaultRes]
+	Identities section[identityRes]
+	Clusters   section[clusterRes]
+	Devices    section[deviceRes]
 }
 
 func (p *Portal) serveResourceGroup(w http.ResponseWriter, r *http.Request, s *session) {
@@ -257,6 +231,8 @@ func (p *Portal) serveResourceGroup(w http.ResponseWriter, r *http.Request, s *s
 	d.Clusters = fill(p, clusters, err)
 	devices, err := armList[deviceRes](ctx, p, s, rgPath(n[0], n[1])+"/providers/"+typeDevices, apiEdge)
 	d.Devices = fill(p, devices, err)
+	identities, err := armList[identityRes](ctx, p, s, rgPath(n[0], n[1])+"/providers/"+typeIdentities, apiMSI)
+	d.Identities = fill(p, identities, err)
 	p.render(w, s, http.StatusOK, "group", "Resource group "+rg.Name, []crumb{
 		{"Subscriptions", Prefix + "/subscriptions"},
 		{n[0], Prefix + "/subscriptions/" + url.PathEscape(n[0])}}, d)
@@ -300,13 +276,10 @@ func listPage[T any](p *Portal, typ, apiVersion, tmpl, title string, name func(T
 type vaultData struct {
 	Vault   vaultRes
 	Secrets section[secretItem]
-	// Access is Access control (IAM): the role assignments that apply to
-	// the vault (at it or inherited); Roles names their role definitions.
-	Access section[roleAssignment]
-	Roles  map[string]string
-	Locks  section[lockRes]
-	Diag   section[diagSetting]
-	Base   string // the vault's portal path
+	IAM     iamView
+	Locks   section[lockRes]
+	Diag    section[diagSetting]
+	Base    string // the vault's portal path
 	// Names are the directory's display names of the access policies'
 	// object ids, where the user may read them.
 	Names map[string]string
@@ -396,25 +369,12 @@ func (p *Portal) serveVault(w http.ResponseWriter, r *http.Request, s *session) 
 	d.Locks = fill(p, locks, err)
 	diag, err := armList[diagSetting](ctx, p, s, v.ID+"/providers/Microsoft.Insights/diagnosticSettings", apiDiagnostics)
 	d.Diag = fill(p, diag, err)
-	access, err := list[roleAssignment](ctx, p, s, p.arm(v.ID+"/providers/Microsoft.Authorization/roleAssignments", apiAuthorization,
-		url.Values{"$filter": {"atScope()"}}), p.opts.BaseURL, 200)
-	sort.SliceStable(access, func(i, j int) bool { return len(access[i].Properties.Scope) > len(access[j].Properties.Scope) })
-	d.Access = fill(p, access, err)
-	d.Roles = map[string]string{}
-	if len(access) > 0 {
-		defs, _ := armList[roleDefinition](ctx, p, s, v.ID+"/providers/Microsoft.Authorization/roleDefinitions", apiAuthorization)
-		for _, def := range defs {
-			d.Roles[def.Name] = def.Properties.RoleName
-		}
-	}
 	var ids []string
 	for _, ap := range v.Properties.AccessPolicies {
 		ids = append(ids, ap.ObjectID)
 	}
-	for _, a := range access {
-		ids = append(ids, a.Properties.PrincipalID)
-	}
-	d.Names = p.principalNames(ctx, s, ids)
+	d.IAM = p.iam(ctx, s, v.ID, ids)
+	d.Names = d.IAM.Names
 	p.render(w, s, http.StatusOK, "vault", "Key vault "+v.Name, vaultCrumbs(v), d)
 }
 
