@@ -47,7 +47,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	set("b", "after-the-snapshot")
 
 	listen := fmt.Sprintf("127.0.0.1:%d", s.Port)
-	if out, err := admin("restore", "--data-dir", s.DataDir, "--in", snap, "--listen", listen); err == nil || !strings.Contains(out, "stop keyhaven serve first") {
+	if out, err := admin("restore", "--data-dir", s.DataDir, "--in", snap, "--listen", listen); err == nil || !strings.Contains(out, "keyhaven serve is running on") {
 		t.Fatalf("restore while serving: %v\n%s", err, out)
 	}
 	s.Stop()

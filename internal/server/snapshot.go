@@ -31,16 +31,7 @@ func SnapshotSave(ctx context.Context, cfg Config, out io.Writer, path string) e
 	if cfg.StoreDSN != "" {
 		return errSnapshotPostgres
 	}
-	if _, err := os.Stat(dbPath(cfg)); err != nil {
-		return fmt.Errorf("no keyhaven database in %s: %w", cfg.DataDir, err)
-	}
-	st, err := sqlite.Open(ctx, dbPath(cfg))
-	if err != nil {
-		return err
-	}
-	err = st.Snapshot(ctx, path)
-	st.Close()
-	if err != nil {
+	if err := sqlite.Snapshot(ctx, dbPath(cfg), path); err != nil {
 		return err
 	}
 	sum, err := verifySnapshot(ctx, cfg, path)
@@ -64,41 +55,52 @@ func SnapshotVerify(ctx context.Context, cfg Config, out io.Writer, path string)
 }
 
 // SnapshotRestore is `keyhaven admin snapshot restore`: with the server
-// stopped, it verifies the snapshot and puts it in place of the data
+// stopped, it puts a verified copy of the snapshot in place of the data
 // directory's database, keeping the database it replaces.
 func SnapshotRestore(ctx context.Context, cfg Config, out io.Writer, path string) error {
 	if cfg.StoreDSN != "" {
 		return errSnapshotPostgres
 	}
-	sum, err := verifySnapshot(ctx, cfg, path)
+	unlock, err := lockDataDir(cfg.DataDir, true)
 	if err != nil {
 		return fmt.Errorf("not restoring: %w", err)
 	}
+	defer unlock()
 	if err := checkStopped(cfg); err != nil {
 		return fmt.Errorf("not restoring: %w", err)
 	}
+	// The copy that goes in place is the one verified.
 	live := dbPath(cfg)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return err
-	}
 	tmp := live + ".restore-tmp"
+	os.Remove(tmp) // a crashed restore's; the lock says no restore runs
 	if err := copyFile(path, tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("not restoring: %w", err)
+	}
+	sum, err := verifySnapshot(ctx, cfg, tmp)
+	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("not restoring: %w", err)
 	}
 	kept := ""
 	if _, err := os.Stat(live); err == nil {
-		kept = live + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Rename(live, kept); err != nil {
+		kept, err = keepAside(live)
+		if err != nil {
 			os.Remove(tmp)
 			return fmt.Errorf("not restoring: keep the current database: %w", err)
 		}
 	}
-	for _, side := range []string{"-wal", "-shm"} { // empty after a clean stop; the replaced database's
+	for _, side := range []string{"-wal", "-shm"} { // the replaced database's, empty after a clean stop
 		os.Remove(live + side)
 	}
 	if err := os.Rename(tmp, live); err != nil {
-		return fmt.Errorf("restore: %w (the previous database is %s)", err, kept)
+		os.Remove(tmp)
+		if kept != "" {
+			if rerr := os.Rename(kept, live); rerr != nil {
+				return fmt.Errorf("restore: %w; putting the previous database back failed too (%v): it is %s", err, rerr, kept)
+			}
+		}
+		return fmt.Errorf("restore: %w (the previous database is back in place)", err)
 	}
 	if d, err := os.Open(cfg.DataDir); err == nil {
 		_ = d.Sync()
@@ -109,6 +111,22 @@ func SnapshotRestore(ctx context.Context, cfg Config, out io.Writer, path string
 		fmt.Fprintf(out, "the database it replaced is kept as %s\n", kept)
 	}
 	return nil
+}
+
+// keepAside renames the database to a new name beside it, never over
+// another kept database.
+func keepAside(live string) (string, error) {
+	base := live + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+	for i := 0; i < 100; i++ {
+		name := base
+		if i > 0 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name, os.Rename(live, name)
+		}
+	}
+	return "", fmt.Errorf("too many kept databases named %s*", base)
 }
 
 // verifySnapshot checks a snapshot on a private copy (opening it may

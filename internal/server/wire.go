@@ -51,6 +51,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	clk := clock.Real{}
 	m := newMetrics()
 
+	unlock, err := lockDataDir(cfg.DataDir, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	raw, err := openStore(ctx, cfg)
 	if err != nil {
 		return err

@@ -2,34 +2,49 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 )
 
-// Snapshot writes a consistent copy of the database to path (a new file,
-// mode 0600) while the store stays in use: SQLite's VACUUM INTO reads one
-// snapshot of the database, so writes committed during the copy are simply
-// not in it. It runs on the writer connection, so writes wait for it.
-func (s *Store) Snapshot(ctx context.Context, path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// Snapshot writes a consistent copy of the database file src to dst (a new
+// file, mode 0600) while the database stays in use by any process: SQLite's
+// VACUUM INTO reads one snapshot, so writes committed during the copy are
+// not in it and none is torn. src is opened read-only and never migrated (a
+// newer binary must not change the schema under an older running server).
+func Snapshot(ctx context.Context, src, dst string) error {
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("sqlite: snapshot: %w", err)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("sqlite: snapshot: %w", err)
 	}
 	f.Close()
-	if _, err := s.w.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
-		os.Remove(path)
+	fail := func(err error) error {
+		os.Remove(dst)
 		return fmt.Errorf("sqlite: snapshot: %w", err)
+	}
+	u := url.URL{Scheme: "file", Path: src, RawQuery: "mode=ro&_pragma=busy_timeout(10000)"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fail(err)
 	}
 	// VACUUM INTO does not sync the new file; a snapshot that a crash
 	// could truncate is no backup.
-	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	f, err = os.OpenFile(dst, os.O_RDWR, 0)
 	if err == nil {
 		err = errors.Join(f.Sync(), f.Close())
 	}
 	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("sqlite: snapshot: %w", err)
+		return fail(err)
 	}
 	return nil
 }
