@@ -356,6 +356,14 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 			if req.renews != "" && sm.Prev != req.renews {
 				return errRenewedElsewhere
 			}
+			renewal := req.renews != ""
+			if renewal {
+				// Tags as they are now, not as read before the key was
+				// generated (the head's version was just checked).
+				if h, _, err := store.GetJSON[certHeadRec](ctx, tx, heads[0]); err == nil {
+					cm.Tags = h.Meta.Tags
+				}
+			}
 			vers := make([]int64, len(heads))
 			for i, h := range heads {
 				vers[i] = store.Absent
@@ -382,15 +390,19 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 					return err
 				}
 			}
-			pr := certPolicyRec{Policy: *policy, Created: now, Updated: now}
-			if old, _, err := store.GetJSON[certPolicyRec](ctx, tx, heads[3]); err == nil {
-				pr.Created = old.Created
+			if !renewal { // a renewal leaves the policy as it is now (it may have changed meanwhile)
+				pr := certPolicyRec{Policy: *policy, Created: now, Updated: now}
+				if old, _, err := store.GetJSON[certPolicyRec](ctx, tx, heads[3]); err == nil {
+					pr.Created = old.Created
+				}
+				pr.Policy.ID, pr.Policy.Attributes = "", nil
+				if _, err := store.PutJSON(ctx, tx, heads[3], pr, vers[3]); err != nil {
+					return err
+				}
+			} else if cur, _, err := store.GetJSON[certPolicyRec](ctx, tx, heads[3]); err == nil {
+				policy = &cur.Policy
 			}
-			pr.Policy.ID, pr.Policy.Attributes = "", nil
-			if _, err := store.PutJSON(ctx, tx, heads[3], pr, vers[3]); err != nil {
-				return err
-			}
-			if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, version, policy, cm.NotBefore, cm.Expires); err != nil {
+			if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, version, policy, cm.NotBefore, cm.Expires, renewal); err != nil {
 				return err
 			}
 			if op != nil {
@@ -690,7 +702,7 @@ func applyPolicyUpdate(ctx context.Context, tx store.Tx, iid, lname, vaultName s
 	if err != nil {
 		return err
 	}
-	return putRenewEntry(ctx, tx, iid, lname, vaultName, h.Meta.Version, &pr.Policy, h.Meta.NotBefore, h.Meta.Expires)
+	return putRenewEntry(ctx, tx, iid, lname, vaultName, h.Meta.Version, &pr.Policy, h.Meta.NotBefore, h.Meta.Expires, false)
 }
 
 func (s *Service) getCertPolicy(rq *request) (int, any, error) {
@@ -863,7 +875,7 @@ func (s *Service) recoverCert(rq *request) (int, any, error) {
 			return err
 		}
 		// A renewal that fell due while deleted runs at once.
-		return putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, m.Version, &pr.Policy, m.NotBefore, m.Expires)
+		return putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, m.Version, &pr.Policy, m.NotBefore, m.Expires, false)
 	})
 	if err != nil {
 		return 0, nil, err

@@ -250,7 +250,7 @@ func (s *Service) restoreCert(rq *request) (int, any, error) {
 				return err
 			}
 		}
-		if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, latest.Version, &bm.Policy.Policy, latest.NotBefore, latest.Expires); err != nil {
+		if err := putRenewEntry(ctx, tx, iid, lname, rq.vault.Name, latest.Version, &bm.Policy.Policy, latest.NotBefore, latest.Expires, false); err != nil {
 			return err
 		}
 		return tx.Delete(ctx, certOpKey(iid, lname), store.Any)

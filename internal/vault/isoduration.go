@@ -97,7 +97,16 @@ func (d isoDuration) before(t time.Time) time.Time {
 	return t.AddDate(-d.years, -d.months, -d.days).Add(-d.clock)
 }
 
-// atLeast reports whether d, counted from t, is at least min.
-func (d isoDuration) atLeast(t time.Time, min time.Duration) bool {
-	return d.after(t).Sub(t) >= min
+const day = 24 * time.Hour
+
+// shortest and longest are d's length from the start that makes it
+// shortest or longest (months of 28 to 31 days, years of 365 or 366): a
+// rule between two durations must hold from any start, or a policy valid
+// in January fails in February.
+func (d isoDuration) shortest() time.Duration {
+	return time.Duration(d.years*365+d.months*28+d.days)*day + d.clock
+}
+
+func (d isoDuration) longest() time.Duration {
+	return time.Duration(d.years*366+d.months*31+d.days)*day + d.clock
 }

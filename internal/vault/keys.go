@@ -248,6 +248,9 @@ func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m k
 					if h.Meta.Version != req.renews {
 						return errKeyRotatedElsewhere
 					}
+					// Tags and operations as they are now, not as read
+					// before the key was generated.
+					m.Tags, m.Ops = h.Meta.Tags, nonNil(h.Meta.Ops)
 				}
 			} else if !notFound(err) {
 				return err
@@ -256,7 +259,7 @@ func (s *Service) storeNewKey(rq *request, req *keyRequest, k crypto.Signer, m k
 			if err != nil {
 				return err
 			}
-			if err := putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m); err != nil {
+			if err := putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m, req.renews != ""); err != nil {
 				return err
 			}
 			if _, err := store.PutJSON(ctx, tx, keyVersionKey(iid, lname, version), keyVersionRec{keyMeta: m, Sealed: sealed}, store.Absent); err != nil {
@@ -361,8 +364,15 @@ func (s *Service) updateKey(rq *request) (int, any, error) {
 			return err
 		}
 		if version == h.Meta.Version {
-			_, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, hv)
-			return err
+			if _, err := store.PutJSON(ctx, tx, keyHeadKey(iid, lname), keyHeadRec{Meta: m}, hv); err != nil {
+				return err
+			}
+			// A new expiry moves a timeBeforeExpiry rotation.
+			p, err := getKeyPolicy(ctx, tx, iid, lname)
+			if err != nil {
+				return err
+			}
+			return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m, false)
 		}
 		return nil
 	})
@@ -436,7 +446,7 @@ func (s *Service) recoverKey(rq *request) (int, any, error) {
 		if err != nil {
 			return err
 		}
-		return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m)
+		return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, p, &m, false)
 	})
 	if err != nil {
 		return 0, nil, err

@@ -72,7 +72,9 @@ func defaultKeyRotationPolicy() keyRotationPolicy {
 }
 
 // normalize validates p as a PUT body and canonicalizes its action names.
-func (p *keyRotationPolicy) normalize(now time.Time) *azerr.Error {
+// Durations are compared at their shortest and longest (month lengths
+// vary), so a policy that holds once holds from every creation date.
+func (p *keyRotationPolicy) normalize() *azerr.Error {
 	if len(p.LifetimeActions) > 2 {
 		return azerr.BadParameter("A key rotation policy has at most two lifetime actions: one Rotate and one Notify.")
 	}
@@ -82,7 +84,7 @@ func (p *keyRotationPolicy) normalize(now time.Time) *azerr.Error {
 		if err != nil {
 			return azerr.BadParameter("Property 'attributes.expiryTime' is %v.", err)
 		}
-		if !d.atLeast(now, minKeyExpiryTime) {
+		if d.shortest() < minKeyExpiryTime {
 			return azerr.BadParameter("Property 'attributes.expiryTime' must be at least 28 days (P28D).")
 		}
 		expiry = &d
@@ -117,10 +119,10 @@ func (p *keyRotationPolicy) normalize(now time.Time) *azerr.Error {
 			if err != nil {
 				return azerr.BadParameter("Property 'timeAfterCreate' is %v.", err)
 			}
-			if !d.atLeast(now, minRotateAfter) {
+			if d.shortest() < minRotateAfter {
 				return azerr.BadParameter("Property 'timeAfterCreate' must be at least 7 days (P7D).")
 			}
-			if expiry != nil && !expiry.after(now).After(d.after(now)) {
+			if expiry != nil && d.longest() >= expiry.shortest() {
 				return azerr.BadParameter("Property 'timeAfterCreate' must be shorter than 'expiryTime', or the key expires before it rotates.")
 			}
 			continue
@@ -129,10 +131,10 @@ func (p *keyRotationPolicy) normalize(now time.Time) *azerr.Error {
 		if err != nil {
 			return azerr.BadParameter("Property 'timeBeforeExpiry' is %v.", err)
 		}
-		if !d.atLeast(now, minRotateAfter) {
+		if d.shortest() < minRotateAfter {
 			return azerr.BadParameter("Property 'timeBeforeExpiry' must be at least 7 days (P7D).")
 		}
-		if expiry != nil && !expiry.after(now).After(d.after(now)) {
+		if expiry != nil && d.longest() >= expiry.shortest() {
 			return azerr.BadParameter("Property 'timeBeforeExpiry' must be shorter than 'expiryTime'.")
 		}
 	}
@@ -178,8 +180,11 @@ func getKeyPolicy(ctx context.Context, r store.Reader, iid, lname string) (*keyR
 }
 
 // putKeyRotateEntry schedules the rotation of version m of the key lname
-// when policy p (nil: none) rotates it.
-func putKeyRotateEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName string, p *keyRotationPolicy, m *keyMeta) error {
+// when policy p (nil: none) rotates it. rotated says m was made by a
+// rotation: such a version that would fall due at once (a trigger reaching
+// back past a short month's expiry) is filed at half its life instead
+// (floorFor), so no policy rotates a key on every pass.
+func putKeyRotateEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName string, p *keyRotationPolicy, m *keyMeta, rotated bool) error {
 	if p == nil || m.Managed {
 		return nil
 	}
@@ -187,7 +192,13 @@ func putKeyRotateEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName s
 	if at == 0 {
 		return nil
 	}
-	_, err := store.PutJSON(ctx, tx, keyRotateIndexKey(at, iid, lname), renewEntry{Vault: vaultName, Version: m.Version}, store.Any)
+	e := renewEntry{Vault: vaultName, Version: m.Version}
+	var exp int64
+	if m.Expires != nil {
+		exp = *m.Expires
+	}
+	at, e.Floor = floorFor(at, m.Created, exp, rotated)
+	_, err := store.PutJSON(ctx, tx, keyRotateIndexKey(at, iid, lname), e, store.Any)
 	return err
 }
 
@@ -238,7 +249,7 @@ func (s *Service) updateKeyRotationPolicy(rq *request) (int, any, error) {
 	ctx := rq.r.Context()
 	iid, name, lname := rq.keyNames()
 	now := s.clk.Now()
-	if e := p.normalize(now); e != nil {
+	if e := p.normalize(); e != nil {
 		return 0, nil, e
 	}
 	p.ID = ""
@@ -251,6 +262,9 @@ func (s *Service) updateKeyRotationPolicy(rq *request) (int, any, error) {
 		if err != nil {
 			return err
 		}
+		if h.Meta.Managed { // checked before the transaction too (guardManaged)
+			return errManaged("setRotationPolicy", innerKeyManaged)
+		}
 		created, updated := now.Unix(), now.Unix()
 		if old, err := getKeyPolicy(ctx, tx, iid, lname); err != nil {
 			return err
@@ -261,7 +275,7 @@ func (s *Service) updateKeyRotationPolicy(rq *request) (int, any, error) {
 		if _, err := store.PutJSON(ctx, tx, keyPolicyKey(iid, lname), p, store.Any); err != nil {
 			return err
 		}
-		return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, &p, &h.Meta)
+		return putKeyRotateEntry(ctx, tx, iid, lname, rq.vault.Name, &p, &h.Meta, false)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -323,7 +337,7 @@ func (s *Service) rotateKeyOne(ctx context.Context, at int64, iid, lname string,
 	if err != nil {
 		return nil, true, err
 	}
-	if h.Meta.Version != e.Version || p == nil || p.rotateAt(h.Meta.Created, h.Meta.Expires) != at {
+	if h.Meta.Version != e.Version || p == nil || !e.holds(at, p.rotateAt(h.Meta.Created, h.Meta.Expires)) {
 		return nil, false, nil
 	}
 	rq, err := s.internalRequest(ctx, v, "keys", h.Meta.Name)

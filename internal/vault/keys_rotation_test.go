@@ -1,9 +1,12 @@
 package vault
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyhaven/keyhaven/internal/store"
 )
 
 func TestKeyRotationPolicy(t *testing.T) {
@@ -36,6 +39,9 @@ func TestKeyRotationPolicy(t *testing.T) {
 		{"fail/bad-duration", `{"lifetimeActions":[{"trigger":{"timeAfterCreate":"90 days"},"action":{"type":"Rotate"}}]}`, 400, "ISO 8601"},
 		{"fail/too-soon", `{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P6D"},"action":{"type":"Rotate"}}]}`, 400, "at least 7 days"},
 		{"fail/short-expiry", `{"lifetimeActions":[],"attributes":{"expiryTime":"P27D"}}`, 400, "at least 28 days"},
+		// P1M is 28 days from February 1: the rotation would come before
+		// the version's making, every pass, all February.
+		{"fail/month-expiry-30-days-before", `{"lifetimeActions":[{"trigger":{"timeBeforeExpiry":"P30D"},"action":{"type":"Rotate"}}],"attributes":{"expiryTime":"P1M"}}`, 400, "shorter than 'expiryTime'"},
 		{"fail/rotates-after-expiry", `{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P90D"},"action":{"type":"Rotate"}}],"attributes":{"expiryTime":"P60D"}}`, 400, "shorter than 'expiryTime'"},
 		{"fail/not-json", `{"lifetimeActions":`, 400, ""},
 	}
@@ -159,4 +165,49 @@ func TestKeyAutoRotate(t *testing.T) {
 	if _, p := e.do("GET", "/keys/after/rotationpolicy", ""); p["id"] != nil {
 		t.Fatalf("a new key of a purged name kept its policy: %v", p)
 	}
+}
+
+// A policy whose trigger reaches back past the expiry it gives (stored
+// before validation caught it, or by a calendar edge) rotates a version
+// made by rotation at half its life, never on every pass; and a new expiry
+// on the latest version moves a timeBeforeExpiry rotation.
+func TestKeyRotationNeverLoops(t *testing.T) {
+	day := 24 * time.Hour
+	e := newEnv(t)
+	exp := e.clk.Now().Add(100 * day).Unix()
+	if code, m := e.do("POST", "/keys/k/create", fmt.Sprintf(`{"kty":"EC","attributes":{"exp":%d}}`, exp)); code != 200 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	// As an older keyhaven might have stored it: rotate 30 days before an
+	// expiry of 20 days.
+	bad := keyRotationPolicy{LifetimeActions: []keyLifetimeAction{{Trigger: &keyTrigger{TimeBeforeExpiry: "P30D"}, Action: &keyAction{Type: actionRotate}}},
+		Attributes: &keyRotationAttrs{ExpiryTime: "P20D"}}
+	if err := e.st.Update(t.Context(), func(tx store.Tx) error {
+		_, err := store.PutJSON(t.Context(), tx, keyPolicyKey("iid-v1", "k"), bad, store.Any)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rotated := func(want int) {
+		t.Helper()
+		got, err := e.svc.RenewDue(t.Context())
+		if err != nil || len(got) != want {
+			t.Fatalf("RenewDue = %v, %v; want %d", got, err, want)
+		}
+	}
+	rotated(0) // nothing scheduled yet: the policy was written behind the API's back
+	// Moving the expiry reschedules: due 30 days before 40 days from now.
+	if code, m := e.do("PATCH", "/keys/k/", fmt.Sprintf(`{"attributes":{"exp":%d}}`, e.clk.Now().Add(40*day).Unix())); code != 200 {
+		t.Fatalf("update: %d %v", code, m)
+	}
+	e.clk.Advance(10*day + time.Hour)
+	rotated(1)
+	// The new version expires in 20 days, so the policy says "now" again:
+	// it is filed at half its life instead.
+	rotated(0)
+	e.clk.Advance(10*day - 2*time.Hour)
+	rotated(0)
+	e.clk.Advance(2 * time.Hour)
+	rotated(1)
+	rotated(0)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keyhaven/keyhaven/internal/principal"
 	"github.com/keyhaven/keyhaven/internal/store"
@@ -47,7 +48,46 @@ var errRenewedElsewhere = errors.New("vault: the certificate version to renew is
 type renewEntry struct {
 	Vault   string `json:"vault"`
 	Version string `json:"v"`
+	// Floor is set when a version made by renewal or rotation would fall
+	// due at once (within a day of its making): the entry is then filed at
+	// half the version's life instead, so no policy renews on every pass.
+	Floor int64 `json:"floor,omitempty"`
+	// Fails and Retry: a renewal that failed is tried again from Retry on,
+	// backing off (1 minute, doubling, at most a day).
+	Fails int   `json:"fails,omitempty"`
+	Retry int64 `json:"retry,omitempty"`
 }
+
+// holds reports whether an entry filed at at still stands for a version
+// whose policy now puts its renewal at due.
+func (e renewEntry) holds(at, due int64) bool {
+	if e.Floor != 0 {
+		return due != 0 && at == e.Floor && due <= e.Floor
+	}
+	return due != 0 && at == due
+}
+
+// soonAfterMaking is how close to a renewed version's making its own
+// renewal may fall before the half-life floor applies.
+const soonAfterMaking = 86400
+
+// floorFor files a version made by renewal or rotation (at created,
+// expiring at exp, 0 for never) that would fall due at once at half its
+// life instead; it returns the time to file at and the entry's Floor.
+func floorFor(at, created, exp int64, renewed bool) (int64, int64) {
+	if !renewed || at >= created+soonAfterMaking {
+		return at, 0
+	}
+	floor := created + int64(minRotateAfter/time.Second)
+	if exp > created {
+		floor = created + (exp-created)/2
+	}
+	return floor, floor
+}
+
+// maxRenewalsPerPass bounds the work of one pass (key generation is
+// seconds for RSA 4096); the rest wait for the next pass.
+const maxRenewalsPerPass = 50
 
 // renewAt is when policy p renews a version valid from nbf to exp (Unix
 // seconds), or 0 when it does not renew automatically (no AutoRenew action,
@@ -71,13 +111,17 @@ func renewAt(p *certPolicy, nbf, exp int64) int64 {
 }
 
 // putRenewEntry schedules the renewal of version (valid nbf..exp) of the
-// certificate lname of vault iid, named vaultName, if p renews it.
-func putRenewEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName, version string, p *certPolicy, nbf, exp int64) error {
+// certificate lname of vault iid, named vaultName, if p renews it. A version
+// made by renewal is not due before half its life, so a policy stored
+// before its trigger was limited cannot renew a certificate on every pass.
+func putRenewEntry(ctx context.Context, tx store.Tx, iid, lname, vaultName, version string, p *certPolicy, nbf, exp int64, renewed bool) error {
 	at := renewAt(p, nbf, exp)
 	if at == 0 {
 		return nil
 	}
-	_, err := store.PutJSON(ctx, tx, renewIndexKey(at, iid, lname), renewEntry{Vault: vaultName, Version: version}, store.Any)
+	e := renewEntry{Vault: vaultName, Version: version}
+	at, e.Floor = floorFor(at, nbf, exp, renewed)
+	_, err := store.PutJSON(ctx, tx, renewIndexKey(at, iid, lname), e, store.Any)
 	return err
 }
 
@@ -114,7 +158,7 @@ func (s *Service) drainDue(ctx context.Context, prefix string,
 	now := s.clk.Now().Unix()
 	var out []Renewed
 	var errs []error
-	after := ""
+	after, tries := "", 0
 	for {
 		recs, err := s.st.List(ctx, prefix, store.ListOptions{After: after, Limit: purgeBatch})
 		if err != nil {
@@ -123,19 +167,31 @@ func (s *Service) drainDue(ctx context.Context, prefix string,
 		for _, r := range recs {
 			after = r.Key
 			at, iid, lname, ok := parseIndexKey(prefix, r.Key)
-			if ok && at > now {
+			if ok && at > now || tries >= maxRenewalsPerPass {
 				return out, errors.Join(errs...)
 			}
 			var e renewEntry
 			if ok {
 				ok = json.Unmarshal(r.Value, &e) == nil
 			}
+			if ok && e.Retry > now {
+				continue
+			}
 			var done *Renewed
 			keep := false
 			if ok {
+				tries++
 				done, keep, err = one(ctx, at, iid, lname, e)
 				if err != nil {
-					errs = append(errs, fmt.Errorf("vault: renew or rotate %s of vault %s: %w", lname, e.Vault, err))
+					errs = append(errs, fmt.Errorf("vault: renew or rotate %s of vault %s (attempt %d): %w", lname, e.Vault, e.Fails+1, err))
+					e.Fails++
+					e.Retry = now + min(int64(60)<<min(e.Fails-1, 11), 86400)
+					if perr := s.st.Update(ctx, func(tx store.Tx) error {
+						_, err := store.PutJSON(ctx, tx, r.Key, e, store.Any)
+						return err
+					}); perr != nil {
+						errs = append(errs, perr)
+					}
 					continue
 				}
 			}
@@ -201,8 +257,15 @@ func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e r
 	if err != nil {
 		return nil, true, err
 	}
-	if h.Meta.Version != e.Version || pr == nil || renewAt(&pr.Policy, h.Meta.NotBefore, h.Meta.Expires) != at {
+	if h.Meta.Version != e.Version || pr == nil || !e.holds(at, renewAt(&pr.Policy, h.Meta.NotBefore, h.Meta.Expires)) {
 		return nil, false, nil
+	}
+	// A pending certificate operation (issuer Unknown, awaiting its merge)
+	// holds the key the merge needs: renew after it ends.
+	if st, _, err := store.GetJSON[certOpState](ctx, s.st, certOpKey(iid, lname)); err == nil && st.Op.Status == "inProgress" {
+		return nil, true, nil
+	} else if err != nil && !notFound(err) {
+		return nil, true, err
 	}
 	policy := pr.Policy
 	rq, err := s.internalRequest(ctx, v, "certificates", h.Meta.Name)
@@ -236,13 +299,9 @@ func (s *Service) renewOne(ctx context.Context, at int64, iid, lname string, e r
 	if err != nil {
 		return nil, true, err
 	}
-	reqID, err := s.newVersion()
-	if err != nil {
-		return nil, true, err
-	}
-	op := certOpRec{Name: h.Meta.Name, Issuer: *policy.Issuer, RequestID: reqID, Status: "completed"}
 	enabled := true
-	cm, err := s.storeCertVersion(rq, k, []*x509.Certificate{leaf}, &policy, &certRequest{Tags: h.Meta.Tags, Enabled: &enabled, renews: h.Meta.Version}, &op)
+	// No operation record: the last one (and a pending one's key) stays.
+	cm, err := s.storeCertVersion(rq, k, []*x509.Certificate{leaf}, &policy, &certRequest{Tags: h.Meta.Tags, Enabled: &enabled, renews: h.Meta.Version}, nil)
 	if errors.Is(err, errRenewedElsewhere) {
 		return nil, false, nil
 	}

@@ -3,12 +3,19 @@ package vault
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyhaven/keyhaven/internal/seal"
+	"github.com/keyhaven/keyhaven/internal/store"
 )
 
 // renewPolicy is a Self-issued create body valid for months with the given
@@ -200,4 +207,73 @@ func TestCertificateAutoRenewOnceAcrossReplicas(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A renewal waits while a certificate operation is pending (issuer Unknown
+// awaiting its merge): the operation's key, which the merge needs, stays.
+func TestCertificateRenewalWaitsForPendingMerge(t *testing.T) {
+	e := newEnv(t)
+	e.mustCert("p", renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", ""))
+	code, op := e.do("POST", "/certificates/p/create", `{"policy":{"issuer":{"name":"Unknown"},"key_props":{"kty":"EC"},"x509_props":{"subject":"CN=p.example"}}}`)
+	if code != 202 || op["status"] != "inProgress" {
+		t.Fatalf("unknown-issuer create: %d %v", code, op)
+	}
+	e.clk.Advance(340 * 24 * time.Hour)
+	for range 2 {
+		if got, err := e.svc.RenewDue(t.Context()); err != nil || len(got) != 0 {
+			t.Fatalf("RenewDue during a pending merge = %v, %v", got, err)
+		}
+	}
+	der, _ := base64.StdEncoding.DecodeString(op["csr"].(string))
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := testCert(t, caKey, "ca", nil, nil)
+	tmpl := testCert(t, testECKey, "x", nil, nil)
+	tmpl.Subject = csr.Subject
+	signed, err := x509.CreateCertificate(rand.Reader, tmpl, ca, csr.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, m := e.do("POST", "/certificates/p/pending/merge", importJSON(t, map[string]any{"x5c": []string{base64.StdEncoding.EncodeToString(signed)}})); code != 201 {
+		t.Fatalf("merge after the renewal came due: %d %v", code, m)
+	}
+}
+
+// A renewal that fails is retried with backoff, not on every pass.
+func TestCertificateRenewalBacksOff(t *testing.T) {
+	e := newEnv(t)
+	e.mustCert("b", renewPolicy(12, `"days_before_expiry":30`, "AutoRenew", `"reuse_key":true`))
+	// Damage the sealed key the renewal must reuse.
+	ctx := t.Context()
+	recs, err := e.st.List(ctx, "vault/iid-v1/keys/v/b/", store.ListOptions{Limit: 10})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("key versions: %v %d", err, len(recs))
+	}
+	var vr keyVersionRec
+	if err := json.Unmarshal(recs[0].Value, &vr); err != nil {
+		t.Fatal(err)
+	}
+	vr.Sealed[len(vr.Sealed)-1] ^= 1
+	if err := e.st.Update(ctx, func(tx store.Tx) error { _, err := store.PutJSON(ctx, tx, recs[0].Key, vr, store.Any); return err }); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(340 * 24 * time.Hour)
+	fails := func(want bool) {
+		t.Helper()
+		got, err := e.svc.RenewDue(ctx)
+		if len(got) != 0 || (err != nil) != want {
+			t.Fatalf("RenewDue = %v, %v; want a failure: %v", got, err, want)
+		}
+	}
+	fails(true)
+	fails(false) // backing off: not tried
+	e.clk.Advance(61 * time.Second)
+	fails(true)
+	e.clk.Advance(61 * time.Second)
+	fails(false) // the second wait is two minutes
+	e.clk.Advance(60 * time.Second)
+	fails(true)
 }
