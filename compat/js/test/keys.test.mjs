@@ -235,6 +235,34 @@ describe("keyvault-keys KeyClient and CryptographyClient", { timeout: 120_000 },
     await rejectsWith(client.restoreKeyBackup(blob), 409);
   });
 
+  it("ok/rotation policy: default, update, read back, rotate with its expiry", async () => {
+    await client.createEcKey("rotating", { curve: "P-256" });
+    const def = await client.getKeyRotationPolicy("rotating");
+    assert.equal(def.lifetimeActions.length, 1);
+    assert.equal(def.lifetimeActions[0].action, "Notify");
+    const updated = await client.updateKeyRotationPolicy("rotating", {
+      lifetimeActions: [
+        { action: "Rotate", timeAfterCreate: "P90D" },
+        { action: "Notify", timeBeforeExpiry: "P30D" },
+      ],
+      expiresIn: "P1Y",
+    });
+    assert.equal(updated.expiresIn, "P1Y");
+    assert.ok(updated.id?.endsWith("/keys/rotating/rotationpolicy"), updated.id);
+    assert.ok(updated.createdOn instanceof Date);
+    const got = await client.getKeyRotationPolicy("rotating");
+    const rotate = got.lifetimeActions.find((a) => a.action === "Rotate");
+    assert.equal(rotate?.timeAfterCreate, "P90D");
+    const rotated = await client.rotateKey("rotating");
+    const inAYear = Date.now() + 365 * 24 * 3600 * 1000;
+    assert.ok(Math.abs(rotated.properties.expiresOn.getTime() - inAYear) < 2 * 24 * 3600 * 1000, String(rotated.properties.expiresOn));
+    await rejectsWith(
+      client.updateKeyRotationPolicy("rotating", { lifetimeActions: [{ action: "Rotate", timeAfterCreate: "P1D" }] }),
+      400,
+      "BadParameter",
+    );
+  });
+
   it("fail/missing key is KeyNotFound", async () => {
     await rejectsWith(client.getKey("never-made"), 404, "KeyNotFound");
     await rejectsWith(client.getKey("rsa-key", { version: "0123456789abcdef0123456789abcdef" }), 404, "KeyNotFound");
