@@ -70,18 +70,7 @@ func TestCertificateAutoRenewal(t *testing.T) {
 		t.Fatalf("%s versions a second after renewal, want 2", n)
 	}
 
-	var found bool
-	for _, e := range auditEvents(t, w, w.vaultID) {
-		if e.OperationName == "CertificateCreate" && strings.EqualFold(e.Properties.ID, latest) {
-			if e.Identity == nil || e.Identity.Claim.OID == "" || e.Identity.Claim.UPN != "" || e.ResultType != "Success" {
-				t.Fatalf("renewal event: %+v", e)
-			}
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("no CertificateCreate event for the renewed version %s", latest)
-	}
+	checkPlatformEvent(t, w, "CertificateCreate", latest)
 }
 
 // TestKeyAutoRotation: through the real binary and CLI, a key expiring in
@@ -113,13 +102,20 @@ func TestKeyAutoRotation(t *testing.T) {
 	if n := tsv(kh("keyvault", "key", "list-versions", "--vault-name", w.vault, "-n", "rotating", "--query", "length(@)", "-o", "tsv")); n != "2" {
 		t.Fatalf("%s versions, want 2 (rotated once)", n)
 	}
-	var found bool
+	checkPlatformEvent(t, w, "KeyRotate", latest)
+}
+
+// checkPlatformEvent finds the vault's audit event op for the object id,
+// made by the platform (an object id, no user) and successful.
+func checkPlatformEvent(t *testing.T, w *world, op, id string) {
+	t.Helper()
 	for _, e := range auditEvents(t, w, w.vaultID) {
-		if e.OperationName == "KeyRotate" && strings.EqualFold(e.Properties.ID, latest) {
-			found = e.Identity != nil && e.Identity.Claim.OID != "" && e.Identity.Claim.UPN == ""
+		if e.OperationName == op && strings.EqualFold(e.Properties.ID, id) {
+			if e.Identity == nil || e.Identity.Claim.OID == "" || e.Identity.Claim.UPN != "" || e.ResultType != "Success" {
+				t.Fatalf("%s event for %s: %+v", op, id, e)
+			}
+			return
 		}
 	}
-	if !found {
-		t.Fatalf("no platform KeyRotate event for %s", latest)
-	}
+	t.Fatalf("no platform %s event for %s", op, id)
 }
