@@ -348,21 +348,19 @@ func (s *Service) storeCertVersion(rq *request, k crypto.Signer, chain []*x509.C
 			}
 			heads := []string{certHeadKey(iid, lname), keyHeadKey(iid, lname), headKey(iid, lname), certPolicyKey(iid, lname)}
 			sm.Prev = ""
+			renewal := req.renews != ""
 			if old, _, err := store.GetJSON[certHeadRec](ctx, tx, heads[0]); err == nil {
 				sm.Prev = old.Meta.Version
+				if renewal {
+					// Tags as they are now, not as read before the key
+					// was generated.
+					cm.Tags = old.Meta.Tags
+				}
 			} else if !notFound(err) {
 				return err
 			}
-			if req.renews != "" && sm.Prev != req.renews {
+			if renewal && sm.Prev != req.renews {
 				return errRenewedElsewhere
-			}
-			renewal := req.renews != ""
-			if renewal {
-				// Tags as they are now, not as read before the key was
-				// generated (the head's version was just checked).
-				if h, _, err := store.GetJSON[certHeadRec](ctx, tx, heads[0]); err == nil {
-					cm.Tags = h.Meta.Tags
-				}
 			}
 			vers := make([]int64, len(heads))
 			for i, h := range heads {
