@@ -118,11 +118,7 @@ func (p *Provider) syncDeviceSecrets(ctx context.Context, req *arm.Request) (*ar
 	if err != nil {
 		return nil, err
 	}
-	out, err := p.extended(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(out), nil
+	return p.extendedResponse(ctx, d)
 }
 
 // requestSync asks the device agent to push its secrets: status

@@ -146,6 +146,16 @@ func (p *Provider) serveAlerts(ctx context.Context, req *arm.Request) (*arm.Resp
 }
 
 // extended renders DataBoxEdgeDeviceExtendedInfo.
+// extendedResponse answers an action with the device's extended
+// information as it is after the action.
+func (p *Provider) extendedResponse(ctx context.Context, d *deviceRecord) (*arm.Response, error) {
+	out, err := p.extended(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return arm.OK(out), nil
+}
+
 func (p *Provider) extended(ctx context.Context, d *deviceRecord) (extendedInfo, error) {
 	props := extendedInfoProps{ResourceKey: d.ResourceKey, KeyVaultSyncStatus: SyncNotConfigured, DeviceSecrets: map[string]secretRef{}}
 	if kv := d.KeyVault; kv != nil {
@@ -187,11 +197,7 @@ func (p *Provider) getExtendedInfo(ctx context.Context, req *arm.Request) (*arm.
 	if err != nil {
 		return nil, err
 	}
-	out, err := p.extended(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(out), nil
+	return p.extendedResponse(ctx, d)
 }
 
 // extendedPatch is DataBoxEdgeDeviceExtendedInfoPatch.
@@ -289,11 +295,7 @@ func (p *Provider) updateExtendedInfo(ctx context.Context, req *arm.Request) (*a
 	if err != nil {
 		return nil, err
 	}
-	out, err := p.extended(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(out), nil
+	return p.extendedResponse(ctx, d)
 }
 
 // recoverKeyVault serves POST .../recoverKeyVault (keyhaven extension for
@@ -430,9 +432,5 @@ func (p *Provider) recoverKeyVault(ctx context.Context, req *arm.Request) (*arm.
 	}); err != nil {
 		return nil, err
 	}
-	out, err := p.extended(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return arm.OK(out), nil
+	return p.extendedResponse(ctx, d)
 }
