@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -48,7 +47,7 @@ func certVersionKey(iid, lname, version string) string {
 func certPolicyKey(iid, lname string) string { return vaultPrefix(iid) + "certs/p/" + lname }
 func certOpKey(iid, lname string) string     { return vaultPrefix(iid) + "certs/o/" + lname }
 func certPurgeIndexKey(at int64, iid, lname string) string {
-	return fmt.Sprintf("%s%020d/%s/%s", certPurgeIndexPrefix, at, iid, lname)
+	return indexKey(certPurgeIndexPrefix, at, iid, lname)
 }
 
 // certOpKeyAAD binds the sealed private key of a pending (Unknown issuer)

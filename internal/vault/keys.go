@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,7 +37,7 @@ func keyVersionKey(iid, lname, version string) string {
 	return keyVersionsPrefix(iid, lname) + version
 }
 func keyPurgeIndexKey(at int64, iid, lname string) string {
-	return fmt.Sprintf("%s%020d/%s/%s", keyPurgeIndexPrefix, at, iid, lname)
+	return indexKey(keyPurgeIndexPrefix, at, iid, lname)
 }
 
 // keySealAAD binds a sealed private key to its slot.

@@ -34,12 +34,6 @@ func renewIndexKey(at int64, iid, lname string) string {
 	return indexKey(renewIndexPrefix, at, iid, lname)
 }
 
-// indexKey is the key of a time-ordered index entry (zero-padded, so key
-// order is time order), read back by parseIndexKey.
-func indexKey(prefix string, at int64, iid, lname string) string {
-	return fmt.Sprintf("%s%020d/%s/%s", prefix, at, iid, lname)
-}
-
 // errRenewedElsewhere: the version to renew is no longer the latest when
 // the renewal commits (another replica renewed it, or a user created one).
 var errRenewedElsewhere = errors.New("vault: the certificate version to renew is no longer the latest")

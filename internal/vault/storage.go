@@ -25,7 +25,14 @@ func versionsPrefix(iid, lname string) string {
 func versionKey(iid, lname, version string) string { return versionsPrefix(iid, lname) + version }
 
 func purgeIndexKey(at int64, iid, lname string) string {
-	return fmt.Sprintf("%s%020d/%s/%s", purgeIndexPrefix, at, iid, lname)
+	return indexKey(purgeIndexPrefix, at, iid, lname)
+}
+
+// indexKey is the key of an entry of a time-ordered index (the purge and
+// renewal indexes): zero-padded, so key order is time order; parseIndexKey
+// reads it back.
+func indexKey(prefix string, at int64, iid, lname string) string {
+	return fmt.Sprintf("%s%020d/%s/%s", prefix, at, iid, lname)
 }
 
 // parseIndexKey splits a key of the purge index under prefix.
